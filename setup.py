@@ -1,0 +1,45 @@
+"""Build script: maps the top-level folders into the package and cythonizes the kernels.
+
+``netlists/`` installs as ``xbar_circuit.netlists`` and ``cython_solvers/`` as
+``xbar_circuit.cython_solvers``; every ``cython_solvers/_*.pyx`` becomes an extension
+module ``xbar_circuit.cython_solvers._<name>``.
+"""
+
+from pathlib import Path
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = Path(__file__).parent
+
+extensions = [
+    Extension(
+        f"xbar_circuit.cython_solvers.{pyx.stem}",
+        [str(pyx.relative_to(HERE))],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3"],
+    )
+    for pyx in sorted((HERE / "cython_solvers").glob("_*.pyx"))
+]
+
+setup(
+    packages=[
+        "xbar_circuit",
+        "xbar_circuit.backends",
+        "xbar_circuit.netlists",
+        "xbar_circuit.cython_solvers",
+    ],
+    package_dir={
+        "xbar_circuit": "xbar_circuit",
+        "xbar_circuit.netlists": "netlists",
+        "xbar_circuit.cython_solvers": "cython_solvers",
+    },
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"language_level": "3"},
+        annotate=False,
+    ),
+    zip_safe=False,
+)

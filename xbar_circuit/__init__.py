@@ -1,0 +1,43 @@
+"""xbar-circuit: circuit-level models of memristive compute-in-memory crossbars.
+
+Describe an array once with :class:`Crossbar`, solve it with :func:`solve` on any
+backend (``"nodal"``, ``"reference"``, ``"ngspice"``) and read the same
+:class:`CrossbarSolution` from each.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .api import solve, validate_inputs
+from .backends import BACKENDS, DEFAULT_BACKEND
+from .errors import (
+    BackendError,
+    ConvergenceError,
+    InputError,
+    NgspiceError,
+    NgspiceNotFoundError,
+    NgspiceTimeoutError,
+    SpecError,
+    XbarError,
+)
+from .solution import METRICS, CrossbarSolution
+from .spec import Crossbar
+
+__all__ = [
+    "__version__",
+    "Crossbar",
+    "CrossbarSolution",
+    "solve",
+    "validate_inputs",
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "METRICS",
+    "XbarError",
+    "SpecError",
+    "InputError",
+    "BackendError",
+    "NgspiceNotFoundError",
+    "NgspiceError",
+    "NgspiceTimeoutError",
+    "ConvergenceError",
+]
