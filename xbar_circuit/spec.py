@@ -66,14 +66,14 @@ def _validate_conductance(value: Any) -> np.ndarray:
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise SpecError(
-            f"conductance must be finite; conductance[{i}, {j}] = {array[i, j]!r} "
+            f"conductance must be finite; conductance[{i}, {j}] = {float(array[i, j])!r} "
             f"({int(bad.sum())} non-finite value(s) in all)"
         )
     negative = array < 0.0
     if negative.any():
         i, j = np.argwhere(negative)[0]
         raise SpecError(
-            f"conductance must be >= 0 S; conductance[{i}, {j}] = {array[i, j]!r} S "
+            f"conductance must be >= 0 S; conductance[{i}, {j}] = {float(array[i, j])!r} S "
             f"({int(negative.sum())} negative value(s) in all)"
         )
     array = np.ascontiguousarray(array)

@@ -1,0 +1,46 @@
+# xbar-circuit: two commands do all set-up on a fresh Debian machine.
+#   make demo   installs what is missing (ngspice included), builds the extension,
+#               solves a 32x32 crossbar with the nodal solver and ngspice, prints both.
+#   make test   the same set-up, then the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.xbar-installed
+SYSTEM_STAMP := $(VENV)/.system-deps
+SOURCES := pyproject.toml setup.py $(wildcard cython_solvers/*.pyx)
+
+.PHONY: demo test bench validate lint setup system-deps clean
+
+demo: setup
+	$(VENV)/bin/xbar solve --random 32x32 --seed 1 --r-row 2.5 --r-col 2.5 \
+	    --r-driver 10 --r-sense 10 --g-min 1e-6 --g-max 1e-4 --compare nodal,ngspice
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+validate: setup
+	$(PY) validation/crosscheck.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	PYTHON=$(PYTHON) ./scripts/install_system_deps.sh
+
+$(VENV)/bin/python: | system-deps
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the build inputs change (system-deps is checked on every run).
+$(STAMP): $(VENV)/bin/python $(SOURCES)
+	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.25"
+	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) build *.egg-info cython_solvers/*.c cython_solvers/*.so

@@ -1,0 +1,392 @@
+"""SPICE decks of a crossbar, following the circuit convention of DESIGN.md section 1.
+
+One deck describes one input vector and one ``.op`` analysis. The same element list
+feeds :func:`write_deck` (plain text for ngspice) and
+:func:`xbar_circuit.netlists.to_pyspice_circuit` (a PySpice ``Circuit``), so both
+describe exactly the same circuit.
+
+Node names (ngspice lower-cases everything):
+
+============  =====================================================================
+``in_i``      ideal source terminal of row ``i`` (``Vin_i`` between it and ground)
+``drv_i``     driver output of row ``i`` (after ``r_driver``)
+``r_i_j``     row-wire node of cell (i, j)
+``c_i_j``     column-wire node of cell (i, j)
+``sns_j``     sense node of column ``j`` (after the last column segment)
+``vg_j``      virtual ground of column ``j``'s transimpedance amplifier
+============  =====================================================================
+
+Element names: ``Vin_i`` (row source), ``Rdrv_i`` (driver resistance),
+``Rrow_i_j`` (row segment ending at ``r_i_j``), ``Rcell_i_j`` (the cell, 1/G ohm),
+``Rcol_i_j`` (column segment leaving ``c_i_j`` downwards), ``Rsns_j`` (sense
+resistance), ``Vtia_j`` (0 V source from ``vg_j`` to ground: the ideal TIA's virtual
+ground and the ammeter of column ``j``).
+
+A zero resistance is written as a 0 V voltage source with the same name but a ``V``
+prefix (``Vdrv_i``, ``Vrow_i_j``, ``Vcol_i_j``, ``Vsns_j``): an exact short in modified
+nodal analysis. A 0-ohm resistor is *not* exact in ngspice (39 replaces it by
+1 milliohm and warns), so it is never written.
+
+Sign of the column current: SPICE reports a voltage source's branch current as
+the current flowing *into* its positive terminal and through the source. ``Vtia_j``
+has its positive terminal at ``vg_j``, so ``I(Vtia_j)`` is positive when current flows
+from the array into the virtual ground: exactly the convention of ``I[j]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from xbar_circuit._version import __version__
+from xbar_circuit.errors import InputError, SpecError
+from xbar_circuit.spec import Crossbar
+
+__all__ = [
+    "Element",
+    "deck_elements",
+    "write_deck",
+    "write_decks",
+    "format_value",
+    "source_node",
+    "driver_node",
+    "row_node",
+    "col_node",
+    "sense_node",
+    "vground_node",
+    "source_name",
+    "ammeter_name",
+    "GROUND",
+]
+
+GROUND = "0"
+"""SPICE's ground node."""
+
+
+# --------------------------------------------------------------------- node names
+def source_node(i: int) -> str:
+    """Ideal source terminal of row ``i``: ``in_i``."""
+    return f"in_{i}"
+
+
+def driver_node(i: int) -> str:
+    """Driver output node of row ``i`` (after ``r_driver``): ``drv_i``."""
+    return f"drv_{i}"
+
+
+def row_node(i: int, j: int) -> str:
+    """Row-wire node of cell (i, j): ``r_i_j``."""
+    return f"r_{i}_{j}"
+
+
+def col_node(i: int, j: int) -> str:
+    """Column-wire node of cell (i, j): ``c_i_j``."""
+    return f"c_{i}_{j}"
+
+
+def sense_node(j: int) -> str:
+    """Sense node of column ``j`` (after the last column segment): ``sns_j``."""
+    return f"sns_{j}"
+
+
+def vground_node(j: int) -> str:
+    """Virtual-ground node of column ``j``'s transimpedance amplifier: ``vg_j``."""
+    return f"vg_{j}"
+
+
+def source_name(i: int) -> str:
+    """Element name of row ``i``'s ideal voltage source: ``Vin_i``."""
+    return f"Vin_{i}"
+
+
+def ammeter_name(j: int) -> str:
+    """Element name of column ``j``'s 0 V virtual-ground source (ammeter): ``Vtia_j``."""
+    return f"Vtia_{j}"
+
+
+def format_value(value: float) -> str:
+    """Format a float for a deck with full precision (shortest round-trip repr).
+
+    Parameters
+    ----------
+    value : float
+        A finite value in SI units (ohm or volt).
+
+    Returns
+    -------
+    str
+        ``repr(float(value))``, e.g. ``'10000.0'`` or ``'1e-06'``; parsing it back
+        gives the same double.
+
+    Examples
+    --------
+    >>> format_value(1 / 3)
+    '0.3333333333333333'
+    """
+    value = float(value)
+    if not np.isfinite(value):
+        raise SpecError(f"cannot write the non-finite value {value!r} into a SPICE deck")
+    return repr(value)
+
+
+# ----------------------------------------------------------------------- elements
+@dataclasses.dataclass(frozen=True)
+class Element:
+    """One two-terminal element of a deck.
+
+    Attributes
+    ----------
+    kind : {"R", "V"}
+        Resistor (``value`` in ohms) or DC voltage source (``value`` in volts,
+        positive terminal ``node_pos``).
+    name : str
+        Element name without the kind letter, e.g. ``"cell_3_5"`` for ``Rcell_3_5``.
+    node_pos, node_neg : str
+        The two nodes; for a source, the positive and negative terminal.
+    value : float
+        Resistance in ohms or voltage in volts.
+    """
+
+    kind: str
+    name: str
+    node_pos: str
+    node_neg: str
+    value: float
+
+    @property
+    def full_name(self) -> str:
+        """SPICE element name with its kind letter, e.g. ``"Rcell_3_5"``."""
+        return self.kind + self.name
+
+    def line(self) -> str:
+        """The deck line of this element."""
+        if self.kind == "V":
+            return f"{self.full_name} {self.node_pos} {self.node_neg} DC {format_value(self.value)}"
+        return f"{self.full_name} {self.node_pos} {self.node_neg} {format_value(self.value)}"
+
+
+def _wire(name: str, a: str, b: str, resistance: float) -> Element:
+    """A resistor of ``resistance`` ohms, or an exact 0 V short when it is zero."""
+    if resistance == 0.0:
+        return Element("V", name, a, b, 0.0)
+    return Element("R", name, a, b, resistance)
+
+
+def _check_vector(crossbar: Crossbar, v_in: ArrayLike) -> np.ndarray:
+    """Return ``v_in`` as a finite float64 (M,) array or raise :class:`InputError`."""
+    if not isinstance(crossbar, Crossbar):
+        raise SpecError(f"expected an xbar_circuit.Crossbar, got {type(crossbar).__name__}")
+    try:
+        v = np.asarray(v_in, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"v_in must be an array of volts: {exc}") from None
+    if v.shape != (crossbar.n_rows,):
+        raise InputError(
+            f"a deck takes one input vector of shape ({crossbar.n_rows},) volts, got shape "
+            f"{v.shape}; use write_decks for a batch"
+        )
+    if not np.all(np.isfinite(v)):
+        i = int(np.flatnonzero(~np.isfinite(v))[0])
+        raise InputError(f"v_in must be finite; v_in[{i}] = {v[i]!r}")
+    return v
+
+
+def _resistance_note(value: float) -> str:
+    return "0 V source (exact short)" if value == 0.0 else "resistor"
+
+
+def deck_elements(
+    crossbar: Crossbar, v_in: ArrayLike
+) -> list[tuple[str, list[Element]]]:
+    """Return the deck's elements for one input vector, in groups with a caption.
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        The array.
+    v_in : array_like, shape (M,)
+        Row source voltages in volts.
+
+    Returns
+    -------
+    list of (str, list of Element)
+        ``(caption, elements)`` pairs in deck order: sources, drivers, row wires,
+        cells, column wires, sense resistances, virtual grounds.
+    """
+    v = _check_vector(crossbar, v_in)
+    m, n = crossbar.shape
+    g = crossbar.conductance
+    groups: list[tuple[str, list[Element]]] = []
+    groups.append((
+        "row sources V[i] (ideal, volts)",
+        [Element("V", f"in_{i}", source_node(i), GROUND, float(v[i])) for i in range(m)],
+    ))
+    groups.append((
+        f"driver output resistance r_driver = {format_value(crossbar.r_driver)} ohm "
+        f"({_resistance_note(crossbar.r_driver)})",
+        [_wire(f"drv_{i}", source_node(i), driver_node(i), crossbar.r_driver) for i in range(m)],
+    ))
+    rows: list[Element] = []
+    for i in range(m):
+        previous = driver_node(i)
+        for j in range(n):
+            rows.append(_wire(f"row_{i}_{j}", previous, row_node(i, j), crossbar.r_row))
+            previous = row_node(i, j)
+    groups.append((
+        f"row wires: N = {n} segments of r_row = {format_value(crossbar.r_row)} ohm per row, "
+        f"drv_i -> r_i_0 -> ... -> r_i_{n - 1} ({_resistance_note(crossbar.r_row)})",
+        rows,
+    ))
+    cells: list[Element] = []
+    for i in range(m):
+        for j in range(n):
+            conductance = float(g[i, j])
+            if conductance == 0.0:
+                continue
+            resistance = 1.0 / conductance
+            if not np.isfinite(resistance):
+                raise SpecError(
+                    f"conductance[{i}, {j}] = {conductance!r} S is too small to write as a "
+                    f"resistor (1/G overflows); use 0 for an open cell"
+                )
+            cells.append(Element("R", f"cell_{i}_{j}", row_node(i, j), col_node(i, j), resistance))
+    n_open = m * n - len(cells)
+    groups.append((
+        f"cells: 1/G[i,j] ohm from r_i_j to c_i_j ({len(cells)} written, {n_open} open "
+        f"with G = 0 omitted)",
+        cells,
+    ))
+    cols: list[Element] = []
+    for j in range(n):
+        for i in range(m):
+            below = col_node(i + 1, j) if i + 1 < m else sense_node(j)
+            cols.append(_wire(f"col_{i}_{j}", col_node(i, j), below, crossbar.r_col))
+    groups.append((
+        f"column wires: M = {m} segments of r_col = {format_value(crossbar.r_col)} ohm per "
+        f"column, c_0_j -> ... -> c_{m - 1}_j -> sns_j ({_resistance_note(crossbar.r_col)})",
+        cols,
+    ))
+    groups.append((
+        f"sense resistance r_sense = {format_value(crossbar.r_sense)} ohm, sns_j -> vg_j "
+        f"({_resistance_note(crossbar.r_sense)})",
+        [_wire(f"sns_{j}", sense_node(j), vground_node(j), crossbar.r_sense) for j in range(n)],
+    ))
+    groups.append((
+        "ideal TIA virtual grounds: 0 V sources vg_j -> ground; I(Vtia_j) > 0 is the "
+        "current from column j into the virtual ground",
+        [Element("V", f"tia_{j}", vground_node(j), GROUND, 0.0) for j in range(n)],
+    ))
+    return groups
+
+
+# --------------------------------------------------------------------------- decks
+def _default_title(crossbar: Crossbar) -> str:
+    m, n = crossbar.shape
+    return f"xbar-circuit crossbar {m}x{n} operating point"
+
+
+def _header(crossbar: Crossbar, title: str) -> list[str]:
+    m, n = crossbar.shape
+    g = crossbar.conductance
+    positive = g[g > 0]
+    g_range = (
+        f"[{format_value(positive.min())}, {format_value(positive.max())}] S over the "
+        f"{positive.size} non-zero cells"
+        if positive.size
+        else "no non-zero cell"
+    )
+    return [
+        title,
+        f"* Written by xbar-circuit {__version__} (xbar_circuit.netlists.write_deck).",
+        f"* Array: M = {m} rows (word lines) x N = {n} columns (bit lines).",
+        f"* r_row    = {format_value(crossbar.r_row)} ohm per row segment",
+        f"* r_col    = {format_value(crossbar.r_col)} ohm per column segment",
+        f"* r_driver = {format_value(crossbar.r_driver)} ohm",
+        f"* r_sense  = {format_value(crossbar.r_sense)} ohm",
+        f"* G range  = {g_range}; G = 0 is an open cell (omitted)",
+        "* Convention (DESIGN.md section 1): Vin_i -> r_driver -> drv_i -> N row segments",
+        "*   -> r_i_0 ... r_i_{N-1}; cell (i,j) = 1/G from r_i_j to c_i_j; column c_0_j ...",
+        "*   c_{M-1}_j -> last segment -> sns_j -> r_sense -> vg_j, held at 0 V by Vtia_j.",
+        "* Zero resistances are 0 V sources (exact shorts): ngspice turns a 0-ohm resistor",
+        "*   into 1 milliohm. Values are written with full double precision.",
+    ]
+
+
+def _body_lines(groups: Sequence[tuple[str, list[Element]]]) -> list[str]:
+    lines: list[str] = []
+    for caption, elements in groups:
+        lines.append("")
+        lines.append(f"* --- {caption}")
+        lines.extend(element.line() for element in elements)
+    return lines
+
+
+def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None) -> str:
+    """Write the SPICE deck (``.op`` analysis) of ``crossbar`` for one input vector.
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        The array.
+    v_in : array_like, shape (M,)
+        Row source voltages in volts.
+    title : str, optional
+        First line of the deck (SPICE's title line); one line of text.
+
+    Returns
+    -------
+    str
+        The deck, newline-terminated, ending with ``.op`` and ``.end``.
+
+    Raises
+    ------
+    InputError
+        If ``v_in`` is not a finite vector of M volts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xbar_circuit import Crossbar
+    >>> from xbar_circuit.netlists import write_deck
+    >>> deck = write_deck(Crossbar(np.full((1, 1), 1e-4), r_row=1.0, r_col=1.0), [0.2])
+    >>> [line for line in deck.splitlines() if line.startswith("Rcell")]
+    ['Rcell_0_0 r_0_0 c_0_0 10000.0']
+    """
+    title = _default_title(crossbar) if title is None else str(title)
+    if "\n" in title or "\r" in title:
+        raise InputError("the deck title must be a single line of text")
+    lines = _header(crossbar, title)
+    lines.extend(_body_lines(deck_elements(crossbar, v_in)))
+    lines.extend(["", ".op", ".end", ""])
+    return "\n".join(lines)
+
+
+def write_decks(
+    crossbar: Crossbar, v_batch: ArrayLike, *, title: str | None = None
+) -> Iterator[str]:
+    """Yield one deck per input vector of a batch (see :func:`write_deck`).
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        The array.
+    v_batch : array_like, shape (B, M)
+        Row source voltages in volts, one row per deck.
+    title : str, optional
+        Title line; ``{b}`` in it is replaced by the batch index.
+
+    Yields
+    ------
+    str
+        The deck of input vector ``b``, for ``b = 0 .. B-1``.
+    """
+    v = np.asarray(v_batch, dtype=np.float64)
+    if v.ndim != 2:
+        raise InputError(f"v_batch must have shape (B, M), got shape {v.shape}")
+    for b in range(v.shape[0]):
+        yield write_deck(
+            crossbar, v[b], title=None if title is None else title.replace("{b}", str(b))
+        )

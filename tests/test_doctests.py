@@ -1,0 +1,24 @@
+"""Run the docstring examples of the public modules (numpydoc ``Examples`` sections)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "xbar_circuit.spec",
+    "xbar_circuit.api",
+    "xbar_circuit.solution",
+    "xbar_circuit.backends.nodal",
+    "xbar_circuit.cython_solvers.assembly",
+    "xbar_circuit.netlists",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"

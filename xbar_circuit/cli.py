@@ -1,0 +1,223 @@
+"""The ``xbar`` command line.
+
+Commands
+--------
+``xbar netlist``   spec JSON -> SPICE deck.
+``xbar solve``     solve a spec (or a generated random array) on a backend; ``--compare``
+                   runs two backends and prints their agreement.
+``xbar info``      version, backends and whether ngspice is available.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+from .api import solve
+from .backends import BACKENDS, DEFAULT_BACKEND
+from .errors import XbarError
+from .spec import Crossbar
+
+__all__ = ["main"]
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        rows, cols = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"size must look like 32x64 (rows x columns), got {text!r}")
+    if rows < 1 or cols < 1:
+        raise click.BadParameter(f"size must be at least 1x1, got {text!r}")
+    return rows, cols
+
+
+def _load_inputs(v_in: str, n_rows: int) -> np.ndarray:
+    """Parse ``--v-in``: a number (same voltage on every row) or a .npy/.txt/.json file."""
+    try:
+        return np.full(n_rows, float(v_in))
+    except ValueError:
+        pass
+    path = Path(v_in)
+    if not path.exists():
+        raise click.BadParameter(f"--v-in is neither a number of volts nor an existing file: {v_in!r}")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".json":
+        return np.asarray(json.loads(path.read_text()), dtype=np.float64)
+    return np.loadtxt(path, dtype=np.float64, ndmin=1)
+
+
+def _build_spec(spec_path: str | None, random_size: str | None, seed: int, r_row: float,
+                r_col: float, r_driver: float, r_sense: float, g_min: float, g_max: float,
+                density: float | None) -> Crossbar:
+    if (spec_path is None) == (random_size is None):
+        raise click.UsageError("give either a SPEC file or --random MxN (exactly one of them)")
+    if spec_path is not None:
+        return Crossbar.load(spec_path)
+    rows, cols = _parse_size(random_size)  # type: ignore[arg-type]
+    return Crossbar.random(rows, cols, r_row=r_row, r_col=r_col, r_driver=r_driver,
+                           r_sense=r_sense, g_min=g_min, g_max=g_max, density=density, seed=seed)
+
+
+def _spec_options(func):  # noqa: ANN001, ANN202 - click decorator plumbing
+    options = [
+        click.argument("spec", required=False, type=click.Path(exists=True, dir_okay=False)),
+        click.option("--random", "random_size", metavar="MxN",
+                     help="Generate a seeded random array of this size instead of reading SPEC."),
+        click.option("--seed", default=0, show_default=True, help="Seed of the random array."),
+        click.option("--r-row", default=1.0, show_default=True, help="Row segment resistance (ohm)."),
+        click.option("--r-col", default=1.0, show_default=True,
+                     help="Column segment resistance (ohm)."),
+        click.option("--r-driver", default=0.0, show_default=True,
+                     help="Driver output resistance (ohm)."),
+        click.option("--r-sense", default=0.0, show_default=True,
+                     help="Sense resistance to the virtual ground (ohm)."),
+        click.option("--g-min", default=1e-6, show_default=True,
+                     help="Lowest / OFF conductance (S)."),
+        click.option("--g-max", default=1e-4, show_default=True,
+                     help="Highest / ON conductance (S)."),
+        click.option("--density", type=float, default=None,
+                     help="Binary array: probability of an ON cell (else uniform in [g-min, g-max])."),
+        click.option("--v-in", default="0.2", show_default=True,
+                     help="Input volts on every row, or a .npy/.json/.txt file of M values."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xbar-circuit")
+def main() -> None:
+    """xbar-circuit: circuit-level crossbar solver validated against ngspice."""
+
+
+@main.command()
+@_spec_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the deck here instead of standard output.")
+@click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
+              help="Also write the (generated) spec as JSON.")
+def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max, density,
+            v_in, output, save_spec) -> None:  # noqa: ANN001
+    """Write the SPICE deck of a crossbar spec (JSON) for one input vector."""
+    from .netlists import write_deck
+
+    try:
+        xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
+                           g_max, density)
+        volts = _load_inputs(v_in, xbar.n_rows)
+        deck = write_deck(xbar, volts)
+    except XbarError as exc:
+        raise click.ClickException(str(exc)) from None
+    if save_spec:
+        xbar.save(save_spec)
+    if output:
+        Path(output).write_text(deck)
+        click.echo(f"wrote {output} ({xbar.n_rows}x{xbar.n_cols} crossbar)", err=True)
+    else:
+        click.echo(deck, nl=False)
+
+
+def _format_currents(currents: np.ndarray) -> str:
+    with np.printoptions(precision=6, threshold=64, edgeitems=4, linewidth=96):
+        return np.array2string(np.asarray(currents), separator=", ")
+
+
+@main.command(name="solve")
+@_spec_options
+@click.option("--backend", type=click.Choice(sorted(BACKENDS)), default=DEFAULT_BACKEND,
+              show_default=True, help="Solver backend.")
+@click.option("--compare", default=None, metavar="A,B",
+              help="Solve with two backends (e.g. nodal,ngspice) and print their agreement.")
+@click.option("--rtol", default=1e-9, show_default=True,
+              help="With --compare: relative tolerance on column currents; exit 3 if exceeded.")
+@click.option("--timeout", type=float, default=None, help="ngspice timeout in seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
+              help="Also write the (generated) spec as JSON.")
+def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max,
+                  density, v_in, backend, compare, rtol, timeout, as_json, save_spec) -> None:  # noqa: ANN001
+    """Solve a crossbar and print its column currents and nonideality factor (NF)."""
+    try:
+        xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
+                           g_max, density)
+        volts = _load_inputs(v_in, xbar.n_rows)
+        if save_spec:
+            xbar.save(save_spec)
+        names = [backend] if compare is None else [b.strip() for b in compare.split(",")]
+        if compare is not None and len(names) != 2:
+            raise click.BadParameter(f"--compare takes two backend names, got {compare!r}")
+        results = {}
+        for name in names:
+            options = {"timeout": timeout} if name == "ngspice" and timeout else {}
+            start = time.perf_counter()
+            results[name] = (solve(xbar, volts, backend=name, **options),
+                             time.perf_counter() - start)
+    except XbarError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    m, n = xbar.shape
+    report: dict = {"shape": [m, n], "r_row": xbar.r_row, "r_col": xbar.r_col,
+                    "r_driver": xbar.r_driver, "r_sense": xbar.r_sense, "backends": {}}
+    for name, (sol, seconds) in results.items():
+        report["backends"][name] = {
+            "seconds": seconds, "nf": sol.nf, "nf_aggregate": sol.nf_aggregate,
+            "column_currents": sol.column_currents.tolist(), "method": sol.info.get("method"),
+        }
+    status = 0
+    if compare is not None:
+        a, b = (results[name][0] for name in names)
+        scale = np.maximum(np.abs(a.column_currents), np.abs(b.column_currents))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(scale > 0, np.abs(a.column_currents - b.column_currents) / scale, 0.0)
+        max_rel = float(rel.max())
+        max_dv = float(max(np.abs(a.row_voltages - b.row_voltages).max(),
+                           np.abs(a.column_voltages - b.column_voltages).max()))
+        report["comparison"] = {"max_relative_difference": max_rel,
+                                "max_node_voltage_difference": max_dv, "rtol": rtol,
+                                "agree": max_rel <= rtol}
+        status = 0 if max_rel <= rtol else 3
+
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        click.echo(f"crossbar {m}x{n}: r_row={xbar.r_row:g} ohm, r_col={xbar.r_col:g} ohm, "
+                   f"r_driver={xbar.r_driver:g} ohm, r_sense={xbar.r_sense:g} ohm, "
+                   f"G in [{xbar.conductance.min():.3g}, {xbar.conductance.max():.3g}] S, "
+                   f"inputs in [{volts.min():.3g}, {volts.max():.3g}] V")
+        for name, (sol, seconds) in results.items():
+            click.echo(f"\n[{name}] {sol.info.get('method', '')}  ({seconds:.3f} s)")
+            click.echo(f"  column currents (A): {_format_currents(sol.column_currents)}")
+            click.echo(f"  ideal V·G       (A): {_format_currents(sol.ideal_currents)}")
+            click.echo(f"  NF (mean column (I_ideal - I)/I_ideal): {sol.nf:.6e}")
+            click.echo(f"  NF aggregate (Σ(I_ideal - I)/Σ I_ideal): {sol.nf_aggregate:.6e}")
+        if compare is not None:
+            cmp = report["comparison"]
+            verdict = "AGREE" if cmp["agree"] else "DISAGREE"
+            click.echo(f"\n{names[0]} vs {names[1]}: max relative difference of column currents "
+                       f"{cmp['max_relative_difference']:.3e}, max node-voltage difference "
+                       f"{cmp['max_node_voltage_difference']:.3e} V -> {verdict} "
+                       f"(rtol {rtol:g})")
+    sys.exit(status)
+
+
+@main.command()
+def info() -> None:
+    """Print the version, the backends and whether ngspice can be found."""
+    import shutil
+
+    click.echo(f"xbar-circuit {__version__}")
+    click.echo(f"backends: {', '.join(BACKENDS)} (default {DEFAULT_BACKEND})")
+    exe = shutil.which("ngspice")
+    click.echo(f"ngspice executable: {exe or 'not found (apt-get install ngspice)'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
