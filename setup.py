@@ -1,7 +1,7 @@
 """Build script: maps the top-level folders into the package and cythonizes the kernels.
 
-``netlists/`` installs as ``xbar_circuit.netlists`` and ``cython_solvers/`` as
-``xbar_circuit.cython_solvers``; every ``cython_solvers/_*.pyx`` becomes an extension
+``netlists/`` installs as ``xbar_circuit.netlists``, ``cython_solvers/`` as
+``xbar_circuit.cython_solvers`` and ``validation/`` as ``xbar_circuit.validation``; every ``cython_solvers/_*.pyx`` becomes an extension
 module ``xbar_circuit.cython_solvers._<name>``.
 """
 
@@ -28,6 +28,8 @@ setup(
     packages=[
         "xbar_circuit",
         "xbar_circuit.backends",
+        "xbar_circuit.mapping",
+        "xbar_circuit.tables",
         "xbar_circuit.netlists",
         "xbar_circuit.cython_solvers",
     ],
@@ -35,6 +37,12 @@ setup(
         "xbar_circuit": "xbar_circuit",
         "xbar_circuit.netlists": "netlists",
         "xbar_circuit.cython_solvers": "cython_solvers",
+        "xbar_circuit.validation": "validation",
+    },
+    # The committed ngspice reference corpus ships with the package, so that
+    # `xbar validate` works from any install, not only from a clone.
+    package_data={
+        "xbar_circuit.validation": ["references/*.json", "references/*/*", "sweeps/*.yaml"],
     },
     ext_modules=cythonize(
         extensions,

@@ -92,7 +92,39 @@ def _spec_options(func):  # noqa: ANN001, ANN202 - click decorator plumbing
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+LAZY_COMMANDS: dict[str, str] = {
+    "map": "xbar_circuit.mapping.cli:map_command",
+    "calibrate": "xbar_circuit.tables.cli:calibrate_command",
+    "plot": "xbar_circuit.tables.cli:plot_command",
+}
+"""Sub-commands imported only when invoked (they pull in heavier dependencies)."""
+
+
+class _LazyGroup(click.Group):
+    """A click group whose heavier sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module_name, attribute = LAZY_COMMANDS[cmd_name].split(":")
+            try:
+                return getattr(importlib.import_module(module_name), attribute)
+            except (ImportError, AttributeError) as exc:
+                message = f"the '{cmd_name}' command is unavailable: {exc}"
+
+                def unavailable() -> None:
+                    raise click.ClickException(message)
+
+                return click.Command(cmd_name, callback=unavailable, help=message,
+                                     short_help="(unavailable: missing dependency)")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xbar-circuit")
 def main() -> None:
     """xbar-circuit: circuit-level crossbar solver validated against ngspice."""
@@ -206,6 +238,53 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
                        f"{cmp['max_node_voltage_difference']:.3e} V -> {verdict} "
                        f"(rtol {rtol:g})")
     sys.exit(status)
+
+
+@main.command()
+@click.argument("backends", nargs=-1)
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Validate your own array: ngspice live vs the backends, plus identities.")
+@click.option("--v-in", default="0.2", show_default=True,
+              help="With --spec: volts on every row, or a .npy/.json/.txt file of M values.")
+@click.option("--quick", is_flag=True, help="Only the corpus cases up to 32x32.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Write the Markdown report here (and parity plots beside it, in figures/).")
+@click.option("--timeout", type=float, default=None, help="With --spec: ngspice timeout (s).")
+def validate(backends, spec_path, v_in, quick, report, timeout) -> None:  # noqa: ANN001
+    """Check backends against the ngspice corpus, closed forms and identities.
+
+    BACKENDS default to nodal and reference, plus ngspice when it is installed (it is
+    then re-run live on every committed deck). Exits 1 when any check fails.
+    """
+    import shutil
+
+    from .validation import format_table, run_validation, validate_spec, write_report
+
+    names = list(backends) or ["nodal", "reference"] + (
+        ["ngspice"] if shutil.which("ngspice") and spec_path is None else [])
+    unknown = [b for b in names if b not in BACKENDS]
+    if unknown:
+        raise click.BadParameter(f"unknown backend(s) {unknown}; choose from {list(BACKENDS)}")
+    try:
+        if spec_path is not None:
+            xbar = Crossbar.load(spec_path)
+            rows = validate_spec(xbar, _load_inputs(v_in, xbar.n_rows),
+                                 [b for b in names if b != "ngspice"] or ["nodal"],
+                                 timeout=timeout)
+        else:
+            rows = run_validation(names, quick=quick)
+    except XbarError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(rows))
+    failed = [r for r in rows if not r.passed]
+    click.echo(f"\n{len(rows) - len(failed)} of {len(rows)} checks pass"
+               + (f"; {len(failed)} FAIL" if failed else ""))
+    if report:
+        argv = " ".join(sys.argv[1:])
+        path = Path(report)
+        for written in write_report(rows, path, path.parent / "figures", f"xbar {argv}"):
+            click.echo(f"wrote {written}")
+    sys.exit(1 if failed else 0)
 
 
 @main.command()

@@ -1,0 +1,141 @@
+"""The reference corpus: every case simulated with ngspice and committed.
+
+Each case is a seeded recipe; ``make references`` turns it into a spec (JSON), the
+exact deck ngspice ran, and ngspice's binary rawfile. Sizes stay at or below 64x64,
+where Debian's ngspice (no KLU) finishes in about a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from xbar_circuit import Crossbar
+
+__all__ = ["Case", "CASES", "QUICK_CASES", "case_by_name"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A seeded recipe for one reference case.
+
+    Attributes
+    ----------
+    name : str
+        Folder name under ``validation/references``.
+    n_rows, n_cols : int
+        Array size M x N.
+    pattern : str
+        ``"random"`` (uniform in [g_min, g_max]), ``"binary"`` (ON with probability
+        ``density``), ``"sparse"`` (binary with density 0.05 and g_off = 0: open cells).
+    r_row, r_col, r_driver, r_sense : float
+        Resistances in ohms.
+    inputs : str
+        ``"uniform"`` (0.2 V on every row), ``"random"`` (uniform in [0, 0.3] V) or
+        ``"signed"`` (uniform in [-0.3, 0.3] V).
+    seed : int
+        Seed of the conductances and inputs.
+    model : str
+        Device model (``"linear"``; more as device models land).
+    """
+
+    name: str
+    n_rows: int
+    n_cols: int
+    pattern: str
+    r_row: float
+    r_col: float
+    r_driver: float = 0.0
+    r_sense: float = 0.0
+    inputs: str = "random"
+    seed: int = 0
+    model: str = "linear"
+    g_min: float = 1e-6
+    g_max: float = 1e-4
+    density: float = 0.5
+
+    @property
+    def size(self) -> str:
+        """``"MxN"``."""
+        return f"{self.n_rows}x{self.n_cols}"
+
+    def crossbar(self) -> Crossbar:
+        """Build the case's crossbar (deterministic)."""
+        rng = np.random.default_rng(self.seed)
+        shape = (self.n_rows, self.n_cols)
+        if self.pattern == "random":
+            g = rng.uniform(self.g_min, self.g_max, shape)
+        elif self.pattern == "binary":
+            g = np.where(rng.random(shape) < self.density, self.g_max, self.g_min)
+        elif self.pattern == "sparse":
+            g = np.where(rng.random(shape) < 0.05, self.g_max, 0.0)
+        else:
+            raise ValueError(f"unknown pattern {self.pattern!r}")
+        return Crossbar(g, r_row=self.r_row, r_col=self.r_col, r_driver=self.r_driver,
+                        r_sense=self.r_sense)
+
+    def v_in(self) -> np.ndarray:
+        """The case's input vector in volts (deterministic)."""
+        rng = np.random.default_rng(self.seed + 10_000)
+        if self.inputs == "uniform":
+            return np.full(self.n_rows, 0.2)
+        if self.inputs == "random":
+            return rng.uniform(0.0, 0.3, self.n_rows)
+        if self.inputs == "signed":
+            return rng.uniform(-0.3, 0.3, self.n_rows)
+        raise ValueError(f"unknown input pattern {self.inputs!r}")
+
+
+def _cases() -> list[Case]:
+    cases = [
+        Case("c01_1x1", 1, 1, "random", 1.0, 1.0, seed=1),
+        Case("c02_1x1_periphery", 1, 1, "random", 1.0, 1.0, 100.0, 50.0, seed=2),
+        Case("c03_1x16_wordline", 1, 16, "random", 2.0, 2.0, seed=3),
+        Case("c04_16x1_bitline", 16, 1, "random", 2.0, 2.0, 10.0, 10.0, seed=4),
+        Case("c05_4x4", 4, 4, "random", 1.0, 1.0, seed=5),
+        Case("c06_8x8_binary", 8, 8, "binary", 1.0, 1.0, seed=6),
+        Case("c07_8x8_binary_periphery", 8, 8, "binary", 1.0, 1.0, 20.0, 20.0, seed=7),
+        Case("c08_16x16_r0.01", 16, 16, "random", 0.01, 0.01, seed=8),
+        Case("c09_16x16_r10", 16, 16, "random", 10.0, 10.0, 50.0, 25.0, seed=9),
+        Case("c10_16x48_wide", 16, 48, "binary", 1.0, 2.0, seed=10, density=0.3),
+        Case("c11_48x16_tall", 48, 16, "binary", 2.0, 1.0, 10.0, 0.0, seed=11, density=0.7),
+        Case("c12_32x32_sparse", 32, 32, "sparse", 1.0, 1.0, seed=12),
+        Case("c13_32x32_signed", 32, 32, "random", 1.0, 1.0, 5.0, 5.0, inputs="signed",
+             seed=13),
+        Case("c14_32x32_uniform_on", 32, 32, "binary", 2.5, 2.5, 10.0, 10.0,
+             inputs="uniform", seed=14, density=1.0),
+        Case("c15_32x64", 32, 64, "random", 0.5, 1.5, 0.0, 10.0, seed=15),
+        Case("c16_64x64_binary", 64, 64, "binary", 1.0, 1.0, 10.0, 10.0, seed=16,
+             g_min=1e-6, g_max=1e-4),
+        Case("c17_64x64_r10", 64, 64, "random", 10.0, 10.0, seed=17, g_min=1e-7,
+             g_max=1e-5),
+        Case("c18_64x32_r0.01_highg", 64, 32, "random", 0.01, 0.01, 1.0, 1.0, seed=18,
+             g_min=1e-5, g_max=1e-3),
+        Case("c19_8x8_zero_row_wire", 8, 8, "random", 0.0, 1.0, 10.0, 5.0, seed=19),
+        Case("c20_8x8_zero_col_wire", 8, 8, "random", 1.0, 0.0, 5.0, 10.0, seed=20),
+    ]
+    names = [c.name for c in cases]
+    assert len(set(names)) == len(names), "case names must be unique"
+    return cases
+
+
+CASES: tuple[Case, ...] = tuple(_cases())
+"""Every reference case, small to large."""
+
+QUICK_CASES: tuple[Case, ...] = tuple(c for c in CASES if c.n_rows * c.n_cols <= 1024)
+"""The fast subset (up to 32x32 cells) run by ``make test``."""
+
+
+def case_by_name(name: str) -> Case:
+    """Return the case called ``name``.
+
+    Raises
+    ------
+    KeyError
+        For an unknown name (the message lists the known ones).
+    """
+    for case in CASES:
+        if case.name == name:
+            return case
+    raise KeyError(f"unknown case {name!r}; known: {', '.join(c.name for c in CASES)}")

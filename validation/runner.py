@@ -1,0 +1,385 @@
+"""Run backends against the reference corpus, the closed forms and the identities.
+
+Used by ``xbar validate`` and ``make validate``; :func:`run_validation` returns one
+:class:`CheckResult` row per (check, backend) and :func:`write_report` turns them
+into ``docs/validation.md`` with parity plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import os
+import platform
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xbar_circuit import Crossbar, CrossbarSolution, solve
+
+from .cases import CASES, QUICK_CASES, Case
+from .checks import (
+    bit_line_case,
+    kcl_error,
+    power_balance_error,
+    word_line_case,
+)
+from .corpus import REFERENCE_DIR, load_manifest, load_reference
+from .tolerances import TOLERANCES, tolerance_for
+
+__all__ = ["CheckResult", "run_validation", "validate_spec", "write_report", "format_table",
+           "Solver"]
+
+Solver = Callable[[Crossbar, np.ndarray], CrossbarSolution]
+"""A solver under test: ``(crossbar, v_in) -> CrossbarSolution``."""
+
+CLOSED_FORM_CASES = [(1, 2.0, 1e-3), (16, 1.0, 1e-4), (64, 0.5, 2e-5), (128, 10.0, 1e-4)]
+IDENTITY_CASES = [
+    # name, M, N, r_row, r_col, r_driver, r_sense, seed
+    ("identity_7x5", 7, 5, 2.0, 0.5, 0.0, 0.0, 1),
+    ("identity_12x9_periphery", 12, 9, 1.0, 3.0, 50.0, 20.0, 2),
+    ("identity_9x3_zero_row", 9, 3, 0.0, 1.0, 10.0, 0.0, 3),
+]
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """One row of the validation table.
+
+    Attributes
+    ----------
+    family : str
+        ``"ngspice corpus"``, ``"live ngspice"``, ``"closed form"`` or ``"identity"``.
+    case, size, backend, model : str
+        What was checked, with which backend and device model.
+    current_error : float
+        Max relative error on column currents (relative to the case's largest
+        reference column current); NaN when not applicable.
+    voltage_error : float
+        Max absolute error on node voltages in volts; NaN when not applicable.
+    nf : float
+        The backend's array NF for the case (mean column NF).
+    checks : dict
+        Every error measured, by quantity (matching :data:`TOLERANCES` keys).
+    passed : bool
+        Whether every error is within its tolerance.
+    note : str
+        Error message when the backend raised.
+    currents : tuple of ndarray, optional
+        (backend, reference) column currents in amperes, for the parity plot.
+    """
+
+    family: str
+    case: str
+    size: str
+    backend: str
+    model: str
+    current_error: float
+    voltage_error: float
+    nf: float
+    checks: dict[str, float]
+    passed: bool
+    note: str = ""
+    currents: tuple[np.ndarray, np.ndarray] | None = dataclasses.field(default=None, repr=False)
+
+
+def _passed(checks: dict[str, float], model: str) -> bool:
+    return all(math.isfinite(err) and err <= tolerance_for(q, model) for q, err in checks.items())
+
+
+def _solver(backend: str, solvers: dict[str, Solver] | None) -> Solver:
+    if solvers and backend in solvers:
+        return solvers[backend]
+    return lambda xbar, v: solve(xbar, v, backend=backend)
+
+
+def compare_to_reference(sol: CrossbarSolution, row_v: np.ndarray, col_v: np.ndarray,
+                         col_i: np.ndarray) -> tuple[float, float]:
+    """Return (max relative column-current error, max absolute node-voltage error [V])."""
+    scale = float(np.abs(col_i).max())
+    diff = float(np.abs(sol.column_currents - col_i).max())
+    current_error = diff / scale if scale > 0 else diff
+    voltage_error = float(max(np.abs(sol.row_voltages - row_v).max(),
+                              np.abs(sol.column_voltages - col_v).max()))
+    return current_error, voltage_error
+
+
+def _failure(family: str, name: str, size: str, backend: str, model: str,
+             exc: Exception) -> CheckResult:
+    return CheckResult(family, name, size, backend, model, math.nan, math.nan, math.nan, {},
+                       False, f"{type(exc).__name__}: {exc}")
+
+
+def _corpus_rows(cases: Iterable[Case], backends: Sequence[str],
+                 solvers: dict[str, Solver] | None, directory: Path) -> list[CheckResult]:
+    manifest = load_manifest(directory)
+    rows = []
+    for case in cases:
+        ref = load_reference(case, directory, manifest)
+        for backend in backends:
+            family = "live ngspice" if backend == "ngspice" else "ngspice corpus"
+            try:
+                sol = _solver(backend, solvers)(ref.crossbar, ref.v_in)
+            except Exception as exc:  # noqa: BLE001 - every failure is a row of the report
+                rows.append(_failure(family, case.name, case.size, backend, case.model, exc))
+                continue
+            cur, volt = compare_to_reference(sol, ref.row_voltages, ref.column_voltages,
+                                             ref.column_currents)
+            checks = {"column_currents": cur, "node_voltages": volt}
+            rows.append(CheckResult(family, case.name, case.size, backend, case.model, cur, volt,
+                                    float(sol.nf), checks, _passed(checks, case.model),
+                                    currents=(sol.column_currents, ref.column_currents)))
+    return rows
+
+
+def _closed_form_rows(backends: Sequence[str],
+                      solvers: dict[str, Solver] | None) -> list[CheckResult]:
+    rows = []
+    for kind, builder in (("word line", word_line_case), ("bit line", bit_line_case)):
+        for n_cells, r, g in CLOSED_FORM_CASES:
+            xbar, v_in, expected = builder(n_cells, r, g)
+            name = f"{kind} N={n_cells} r={r:g} g={g:g}"
+            size = f"{xbar.n_rows}x{xbar.n_cols}"
+            for backend in backends:
+                try:
+                    sol = _solver(backend, solvers)(xbar, v_in)
+                except Exception as exc:  # noqa: BLE001
+                    rows.append(_failure("closed form", name, size, backend, "linear", exc))
+                    continue
+                err = float(np.abs(sol.cell_voltages - expected).max() / np.abs(v_in).max())
+                checks = {"closed_form": err}
+                rows.append(CheckResult("closed form", name, size, backend, "linear", math.nan,
+                                        math.nan, float(sol.nf), checks,
+                                        _passed(checks, "linear")))
+    return rows
+
+
+def _identity_rows(backends: Sequence[str],
+                   solvers: dict[str, Solver] | None) -> list[CheckResult]:
+    rows = []
+    for name, m, n, r_row, r_col, r_driver, r_sense, seed in IDENTITY_CASES:
+        xbar = Crossbar.random(m, n, r_row=r_row, r_col=r_col, r_driver=r_driver,
+                               r_sense=r_sense, g_min=1e-5, g_max=1e-3, seed=seed)
+        v_in = np.random.default_rng(seed).uniform(0.05, 0.3, m)
+        ideal = xbar.replace(r_row=0.0, r_col=0.0, r_driver=0.0, r_sense=0.0)
+        for backend in backends:
+            try:
+                run = _solver(backend, solvers)
+                sol = run(xbar, v_in)
+                ideal_sol = run(ideal, v_in)
+            except Exception as exc:  # noqa: BLE001
+                rows.append(_failure("identity", name, f"{m}x{n}", backend, "linear", exc))
+                continue
+            expected = v_in @ xbar.conductance
+            checks = {
+                "kcl": kcl_error(sol),
+                "power_balance": power_balance_error(sol),
+                "ideal": float(np.abs(ideal_sol.column_currents - expected).max()
+                               / np.abs(expected).max()),
+            }
+            rows.append(CheckResult("identity", name, f"{m}x{n}", backend, "linear", math.nan,
+                                    math.nan, float(sol.nf), checks, _passed(checks, "linear")))
+    return rows
+
+
+def run_validation(
+    backends: Sequence[str] = ("nodal", "reference"),
+    *,
+    quick: bool = False,
+    solvers: dict[str, Solver] | None = None,
+    directory: Path = REFERENCE_DIR,
+    families: Sequence[str] = ("corpus", "closed form", "identity"),
+) -> list[CheckResult]:
+    """Check backends against the corpus, the closed forms and the identities.
+
+    Parameters
+    ----------
+    backends : sequence of str
+        Backend names to check (``"ngspice"`` re-runs ngspice live on every corpus
+        case and compares with the committed results).
+    quick : bool
+        Only the corpus cases up to 32x32 (:data:`validation.cases.QUICK_CASES`).
+    solvers : dict, optional
+        Extra solvers under test by name, ``(crossbar, v_in) -> CrossbarSolution``;
+        a name here overrides a backend of the same name.
+    directory : Path
+        Corpus location.
+    families : sequence of str
+        Which families of checks to run.
+
+    Returns
+    -------
+    list of CheckResult
+    """
+    names = list(backends) + [s for s in (solvers or {}) if s not in backends]
+    rows: list[CheckResult] = []
+    if "corpus" in families:
+        rows += _corpus_rows(QUICK_CASES if quick else CASES, names, solvers, directory)
+    if "closed form" in families:
+        rows += _closed_form_rows([b for b in names if b != "ngspice" or not quick], solvers)
+    if "identity" in families:
+        rows += _identity_rows([b for b in names if b != "ngspice" or not quick], solvers)
+    return rows
+
+
+def validate_spec(crossbar: Crossbar, v_in: np.ndarray, backends: Sequence[str] = ("nodal",),
+                  *, timeout: float | None = None) -> list[CheckResult]:
+    """Validate a user's own array: ngspice live versus each backend, plus identities.
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        The user's array.
+    v_in : ndarray, shape (M,)
+        Input voltages in volts.
+    backends : sequence of str
+        Backends to compare with ngspice.
+    timeout : float, optional
+        Seconds allowed for the ngspice run.
+
+    Returns
+    -------
+    list of CheckResult
+    """
+    options = {} if timeout is None else {"timeout": timeout}
+    spice = solve(crossbar, v_in, backend="ngspice", **options)
+    size = f"{crossbar.n_rows}x{crossbar.n_cols}"
+    rows = []
+    for backend in backends:
+        try:
+            sol = solve(crossbar, v_in, backend=backend)
+        except Exception as exc:  # noqa: BLE001
+            rows.append(_failure("your spec vs ngspice", "spec", size, backend, "linear", exc))
+            continue
+        cur, volt = compare_to_reference(sol, spice.row_voltages, spice.column_voltages,
+                                         spice.column_currents)
+        checks = {"column_currents": cur, "node_voltages": volt, "kcl": kcl_error(sol),
+                  "power_balance": power_balance_error(sol)}
+        rows.append(CheckResult("your spec vs ngspice", "spec", size, backend, "linear", cur, volt,
+                                float(sol.nf), checks, _passed(checks, "linear")))
+    return rows
+
+
+def _fmt(value: float, spec: str = ".2e") -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else format(value, spec)
+
+
+def format_table(rows: Sequence[CheckResult], markdown: bool = False) -> str:
+    """Render the rows as a plain-text or Markdown table."""
+    header = ["family", "case", "size", "backend", "max rel err I_col", "max abs err V [V]",
+              "other checks", "NF", "result"]
+    lines = []
+    body = []
+    for r in rows:
+        other = ", ".join(f"{k} {v:.1e}" for k, v in r.checks.items()
+                          if k not in ("column_currents", "node_voltages"))
+        body.append([r.family, r.case, r.size, r.backend, _fmt(r.current_error),
+                     _fmt(r.voltage_error), other or "–", _fmt(r.nf, ".3e"),
+                     "pass" if r.passed else f"FAIL {r.note}".strip()])
+    if markdown:
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=False)]
+    fmt_row = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False))  # noqa: E731
+    lines.append(fmt_row(header))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [fmt_row(row) for row in body]
+    return "\n".join(lines)
+
+
+def write_report(rows: Sequence[CheckResult], path: Path, figures: Path, command: str,
+                 directory: Path = REFERENCE_DIR) -> list[Path]:
+    """Write the Markdown report and the parity plots; return the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xbar_circuit import __version__
+    from xbar_circuit.netlists import find_ngspice, ngspice_version
+
+    figures.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(directory)
+    live_version = ngspice_version() if find_ngspice() else "not installed"
+    written = []
+
+    corpus_rows = [r for r in rows if r.family in ("ngspice corpus", "live ngspice")]
+    if corpus_rows:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        backends = sorted({r.backend for r in corpus_rows})
+        for backend in backends:
+            pairs = [r.currents for r in corpus_rows if r.backend == backend and r.currents]
+            ours = [np.abs(p[0]) for p in pairs]
+            theirs = [np.abs(p[1]) for p in pairs]
+            if ours:
+                axes[0].loglog(np.concatenate(theirs), np.concatenate(ours), ".", ms=3,
+                               label=backend, alpha=0.6)
+        lim = axes[0].get_xlim()
+        axes[0].plot(lim, lim, "k-", lw=0.5)
+        axes[0].set_xlabel("|I_col| ngspice (committed corpus) [A]")
+        axes[0].set_ylabel("|I_col| backend [A]")
+        axes[0].set_title("Column currents: backend vs ngspice")
+        axes[0].legend()
+        for backend in backends:
+            errs = [max(r.current_error, 1e-18) for r in corpus_rows
+                    if r.backend == backend and not r.note]
+            if errs:
+                axes[1].hist(np.log10(errs), bins=20, alpha=0.6, label=backend)
+        axes[1].axvline(np.log10(tolerance_for("column_currents")), color="k", ls="--",
+                        label="tolerance")
+        axes[1].set_xlabel("log10 max relative error of column currents, per case")
+        axes[1].set_ylabel("cases")
+        axes[1].set_title("Error histogram")
+        axes[1].legend()
+        fig.tight_layout()
+        parity = figures / "validation_parity.png"
+        fig.savefig(parity, dpi=110)
+        plt.close(fig)
+        written.append(parity)
+
+    failed = [r for r in rows if not r.passed]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    tol_lines = ["| quantity | model | tolerance | kind | reason |", "|---|---|---|---|---|"]
+    tol_lines += [f"| {t.quantity} | {t.model} | {t.value:g} | {t.kind} | {t.reason} |"
+                  for t in TOLERANCES.values()]
+    rel = os.path.relpath(figures, path.parent)
+    text = [
+        "# Validation report",
+        "",
+        f"Generated {now} by `{command}` with xbar-circuit {__version__} on "
+        f"{platform.machine()}, {os.cpu_count()} cores ({platform.platform()}).",
+        "",
+        f"- Reference corpus: {len(manifest['cases'])} cases generated "
+        f"{manifest['generated']} with {manifest['ngspice_version']} "
+        f"(`{manifest['command']}`).",
+        f"- ngspice on this machine: {live_version}.",
+        f"- Result: **{len(rows) - len(failed)} of {len(rows)} checks pass**"
+        + (f"; {len(failed)} FAIL." if failed else "."),
+        "",
+        "Families: *ngspice corpus* compares a backend with the committed ngspice "
+        "results; *live ngspice* re-runs ngspice now on the committed decks; *closed "
+        "form* is DESIGN.md §3's cosh solution (error: max |ΔV_cell| / V_in); *identity* "
+        "is Kirchhoff's current law at every node, power balance and the ideal limit. "
+        "Column-current errors are relative to the case's largest column current; NF is "
+        "the mean column nonideality factor (DESIGN.md §2).",
+        "",
+        "## Tolerances",
+        "",
+        *tol_lines,
+        "",
+        "## Results",
+        "",
+        format_table(rows, markdown=True),
+        "",
+    ]
+    if written:
+        text += ["## Parity", "", f"![parity]({rel}/validation_parity.png)", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(text))
+    written.insert(0, path)
+    return written
