@@ -1,7 +1,8 @@
 """Build script: maps the top-level folders into the package and cythonizes the kernels.
 
 ``netlists/`` installs as ``xbar_circuit.netlists``, ``cython_solvers/`` as
-``xbar_circuit.cython_solvers`` and ``validation/`` as ``xbar_circuit.validation``; every ``cython_solvers/_*.pyx`` becomes an extension
+``xbar_circuit.cython_solvers`` and ``validation/`` as
+``xbar_circuit.validation``; every ``cython_solvers/_*.pyx`` becomes an extension
 module ``xbar_circuit.cython_solvers._<name>``.
 """
 

@@ -33,7 +33,7 @@ def test_bad_inputs_raise_input_error(xbar: Crossbar, v_in, match: str, backend:
 
 
 def test_unknown_backend_lists_known_ones(xbar: Crossbar) -> None:
-    with pytest.raises(BackendError, match="unknown backend 'spectre'.*nodal"):
+    with pytest.raises(BackendError, match=r"unknown backend 'spectre'.*nodal"):
         solve(xbar, np.ones(3), backend="spectre")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from xbar_circuit import Crossbar
 from xbar_circuit.errors import XbarError
 
-from .cases import CASES, Case
+from .cases import Case
 
 __all__ = ["REFERENCE_DIR", "Reference", "load_reference", "load_manifest", "write_reference",
            "write_manifest", "CorpusError"]
@@ -139,8 +139,9 @@ def load_reference(case: Case, directory: Path = REFERENCE_DIR,
     CorpusError
         If a file is missing, was modified, or the rawfile lacks a value.
     """
-    from xbar_circuit.backends.ngspice import arrays_from_values
     from xbar_circuit.netlists import op_values, read_rawfile
+
+    from xbar_circuit.backends.ngspice import arrays_from_values
 
     folder = directory / case.name
     manifest = load_manifest(directory) if manifest is None else manifest

@@ -122,7 +122,7 @@ def _corpus_rows(cases: Iterable[Case], backends: Sequence[str],
             family = "live ngspice" if backend == "ngspice" else "ngspice corpus"
             try:
                 sol = _solver(backend, solvers)(ref.crossbar, ref.v_in)
-            except Exception as exc:  # noqa: BLE001 - every failure is a row of the report
+            except Exception as exc:
                 rows.append(_failure(family, case.name, case.size, backend, case.model, exc))
                 continue
             cur, volt = compare_to_reference(sol, ref.row_voltages, ref.column_voltages,
@@ -145,7 +145,7 @@ def _closed_form_rows(backends: Sequence[str],
             for backend in backends:
                 try:
                     sol = _solver(backend, solvers)(xbar, v_in)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     rows.append(_failure("closed form", name, size, backend, "linear", exc))
                     continue
                 err = float(np.abs(sol.cell_voltages - expected).max() / np.abs(v_in).max())
@@ -169,7 +169,7 @@ def _identity_rows(backends: Sequence[str],
                 run = _solver(backend, solvers)
                 sol = run(xbar, v_in)
                 ideal_sol = run(ideal, v_in)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 rows.append(_failure("identity", name, f"{m}x{n}", backend, "linear", exc))
                 continue
             expected = v_in @ xbar.conductance
@@ -250,7 +250,7 @@ def validate_spec(crossbar: Crossbar, v_in: np.ndarray, backends: Sequence[str] 
     for backend in backends:
         try:
             sol = solve(crossbar, v_in, backend=backend)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rows.append(_failure("your spec vs ngspice", "spec", size, backend, "linear", exc))
             continue
         cur, volt = compare_to_reference(sol, spice.row_voltages, spice.column_voltages,
@@ -299,9 +299,9 @@ def write_report(rows: Sequence[CheckResult], path: Path, figures: Path, command
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from xbar_circuit.netlists import find_ngspice, ngspice_version
 
     from xbar_circuit import __version__
-    from xbar_circuit.netlists import find_ngspice, ngspice_version
 
     figures.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(directory)

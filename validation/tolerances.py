@@ -89,4 +89,6 @@ def tolerance_for(quantity: str, model: str = "linear") -> float:
         return TOLERANCES[(quantity, model)].value
     except KeyError:
         known = ", ".join(f"{q}/{m}" for q, m in TOLERANCES)
-        raise KeyError(f"no tolerance for {quantity!r} with model {model!r}; known: {known}") from None
+        raise KeyError(
+            f"no tolerance for {quantity!r} with model {model!r}; known: {known}"
+        ) from None

@@ -31,7 +31,9 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         rows, cols = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise click.BadParameter(f"size must look like 32x64 (rows x columns), got {text!r}")
+        raise click.BadParameter(
+            f"size must look like 32x64 (rows x columns), got {text!r}"
+        ) from None
     if rows < 1 or cols < 1:
         raise click.BadParameter(f"size must be at least 1x1, got {text!r}")
     return rows, cols
@@ -45,7 +47,9 @@ def _load_inputs(v_in: str, n_rows: int) -> np.ndarray:
         pass
     path = Path(v_in)
     if not path.exists():
-        raise click.BadParameter(f"--v-in is neither a number of volts nor an existing file: {v_in!r}")
+        raise click.BadParameter(
+            f"--v-in is neither a number of volts nor an existing file: {v_in!r}"
+        )
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False)
     if path.suffix == ".json":
@@ -65,13 +69,14 @@ def _build_spec(spec_path: str | None, random_size: str | None, seed: int, r_row
                            r_sense=r_sense, g_min=g_min, g_max=g_max, density=density, seed=seed)
 
 
-def _spec_options(func):  # noqa: ANN001, ANN202 - click decorator plumbing
+def _spec_options(func):
     options = [
         click.argument("spec", required=False, type=click.Path(exists=True, dir_okay=False)),
         click.option("--random", "random_size", metavar="MxN",
                      help="Generate a seeded random array of this size instead of reading SPEC."),
         click.option("--seed", default=0, show_default=True, help="Seed of the random array."),
-        click.option("--r-row", default=1.0, show_default=True, help="Row segment resistance (ohm)."),
+        click.option("--r-row", default=1.0, show_default=True,
+                     help="Row segment resistance (ohm)."),
         click.option("--r-col", default=1.0, show_default=True,
                      help="Column segment resistance (ohm)."),
         click.option("--r-driver", default=0.0, show_default=True,
@@ -83,7 +88,8 @@ def _spec_options(func):  # noqa: ANN001, ANN202 - click decorator plumbing
         click.option("--g-max", default=1e-4, show_default=True,
                      help="Highest / ON conductance (S)."),
         click.option("--density", type=float, default=None,
-                     help="Binary array: probability of an ON cell (else uniform in [g-min, g-max])."),
+                     help="Binary array: probability of an ON cell "
+                          "(else uniform in [g-min, g-max])."),
         click.option("--v-in", default="0.2", show_default=True,
                      help="Input volts on every row, or a .npy/.json/.txt file of M values."),
     ]
@@ -137,7 +143,7 @@ def main() -> None:
 @click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
               help="Also write the (generated) spec as JSON.")
 def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max, density,
-            v_in, output, save_spec) -> None:  # noqa: ANN001
+            v_in, output, save_spec) -> None:
     """Write the SPICE deck of a crossbar spec (JSON) for one input vector."""
     from .netlists import write_deck
 
@@ -175,7 +181,7 @@ def _format_currents(currents: np.ndarray) -> str:
 @click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
               help="Also write the (generated) spec as JSON.")
 def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max,
-                  density, v_in, backend, compare, rtol, timeout, as_json, save_spec) -> None:  # noqa: ANN001
+                  density, v_in, backend, compare, rtol, timeout, as_json, save_spec) -> None:
     """Solve a crossbar and print its column currents and nonideality factor (NF)."""
     try:
         xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
@@ -250,7 +256,7 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
               help="Write the Markdown report here (and parity plots beside it, in figures/).")
 @click.option("--timeout", type=float, default=None, help="With --spec: ngspice timeout (s).")
-def validate(backends, spec_path, v_in, quick, report, timeout) -> None:  # noqa: ANN001
+def validate(backends, spec_path, v_in, quick, report, timeout) -> None:
     """Check backends against the ngspice corpus, closed forms and identities.
 
     BACKENDS default to nodal and reference, plus ngspice when it is installed (it is

@@ -116,7 +116,8 @@ class CrossbarSolution:
         ideal = self.ideal_currents
         mask = _nonzero_mask(ideal)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(mask, (ideal - self.column_currents) / np.where(mask, ideal, 1.0), np.nan)
+            ratio = (ideal - self.column_currents) / np.where(mask, ideal, 1.0)
+            out = np.where(mask, ratio, np.nan)
         return out
 
     @property
@@ -195,7 +196,8 @@ class CrossbarSolution:
         try:
             func = METRICS[name]
         except KeyError:
-            raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}") from None
+            known = ", ".join(sorted(METRICS))
+            raise KeyError(f"unknown metric {name!r}; known: {known}") from None
         return func(self, **kwargs)
 
     # -------------------------------------------------------------------- power

@@ -140,7 +140,6 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray) -> BackendOutput:
         factor_time = time.perf_counter() - t0
         voltages[:, free_groups] = lu.solve(np.ascontiguousarray(rhs)).T
     node_v = voltages[:, group]
-    m, n = crossbar.shape
     row_v = node_v[:, graph.row]
     col_v = node_v[:, graph.col]
     # Column current into the virtual ground, by Kirchhoff's current law along the
