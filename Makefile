@@ -10,7 +10,7 @@ STAMP := $(VENV)/.xbar-installed
 SYSTEM_STAMP := $(VENV)/.system-deps
 SOURCES := pyproject.toml setup.py $(wildcard cython_solvers/*.pyx)
 
-.PHONY: demo test bench validate lint setup system-deps clean
+.PHONY: demo test bench validate references lint setup system-deps clean
 
 demo: setup
 	$(VENV)/bin/xbar solve --random 32x32 --seed 1 --r-row 2.5 --r-col 2.5 \
@@ -23,7 +23,10 @@ bench: setup
 	$(PY) benchmarks/run.py
 
 validate: setup
-	$(PY) validation/crosscheck.py
+	$(VENV)/bin/xbar validate --report docs/validation.md
+
+references: setup
+	$(PY) -m xbar_circuit.validation.make_references
 
 lint: setup
 	$(VENV)/bin/ruff check .

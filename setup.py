@@ -33,6 +33,7 @@ setup(
         "xbar_circuit.tables",
         "xbar_circuit.netlists",
         "xbar_circuit.cython_solvers",
+        "xbar_circuit.validation",
     ],
     package_dir={
         "xbar_circuit": "xbar_circuit",

@@ -1,0 +1,88 @@
+"""SPICE netlists of crossbars and the ngspice runner (installed as ``xbar_circuit.netlists``).
+
+* :func:`write_deck` / :func:`write_decks`: plain-text ngspice decks, one per input
+  vector, following DESIGN.md section 1.
+* :func:`to_pyspice_circuit`: the same circuit as a PySpice ``Circuit`` (PySpice is
+  imported only inside that call).
+* :func:`run_deck`: run a deck through ngspice (subprocess or shared library) and read
+  every node voltage and branch current at full double precision.
+* :func:`read_rawfile`: parse a SPICE rawfile with NumPy.
+
+Importing this package imports neither PySpice, matplotlib nor networkx.
+"""
+
+from __future__ import annotations
+
+from .deck import (
+    GROUND,
+    Element,
+    ammeter_name,
+    col_node,
+    deck_elements,
+    driver_node,
+    format_value,
+    row_node,
+    sense_node,
+    source_name,
+    source_node,
+    vground_node,
+    write_deck,
+    write_decks,
+)
+from .pyspice_circuit import to_pyspice_circuit
+from .rawfile import RawPlot, normalize_name, op_values, parse_rawfile, read_rawfile
+from .runner import (
+    COST_TABLE,
+    COST_WARNING_CELLS,
+    INSTALL_HINT,
+    MODES,
+    NgspiceCostWarning,
+    RunResult,
+    estimate_seconds,
+    find_libngspice,
+    find_ngspice,
+    ngspice_version,
+    resolve_mode,
+    run_deck,
+    shared_circuit_count,
+    shared_plot_names,
+    warn_if_costly,
+)
+
+__all__ = [
+    "COST_TABLE",
+    "COST_WARNING_CELLS",
+    "GROUND",
+    "INSTALL_HINT",
+    "MODES",
+    "Element",
+    "NgspiceCostWarning",
+    "RawPlot",
+    "RunResult",
+    "ammeter_name",
+    "col_node",
+    "deck_elements",
+    "driver_node",
+    "estimate_seconds",
+    "find_libngspice",
+    "find_ngspice",
+    "format_value",
+    "ngspice_version",
+    "normalize_name",
+    "op_values",
+    "parse_rawfile",
+    "read_rawfile",
+    "resolve_mode",
+    "row_node",
+    "run_deck",
+    "sense_node",
+    "shared_circuit_count",
+    "shared_plot_names",
+    "source_name",
+    "source_node",
+    "to_pyspice_circuit",
+    "vground_node",
+    "warn_if_costly",
+    "write_deck",
+    "write_decks",
+]

@@ -46,20 +46,20 @@ from xbar_circuit.errors import InputError, SpecError
 from xbar_circuit.spec import Crossbar
 
 __all__ = [
+    "GROUND",
     "Element",
+    "ammeter_name",
+    "col_node",
     "deck_elements",
+    "driver_node",
+    "format_value",
+    "row_node",
+    "sense_node",
+    "source_name",
+    "source_node",
+    "vground_node",
     "write_deck",
     "write_decks",
-    "format_value",
-    "source_node",
-    "driver_node",
-    "row_node",
-    "col_node",
-    "sense_node",
-    "vground_node",
-    "source_name",
-    "ammeter_name",
-    "GROUND",
 ]
 
 GROUND = "0"
@@ -195,7 +195,7 @@ def _check_vector(crossbar: Crossbar, v_in: ArrayLike) -> np.ndarray:
 
 
 def _resistance_note(value: float) -> str:
-    return "0 V source (exact short)" if value == 0.0 else "resistor"
+    return "zero: 0 V sources, exact shorts" if value == 0.0 else "resistors"
 
 
 def deck_elements(
@@ -236,8 +236,8 @@ def deck_elements(
             rows.append(_wire(f"row_{i}_{j}", previous, row_node(i, j), crossbar.r_row))
             previous = row_node(i, j)
     groups.append((
-        f"row wires: N = {n} segments of r_row = {format_value(crossbar.r_row)} ohm per row, "
-        f"drv_i -> r_i_0 -> ... -> r_i_{n - 1} ({_resistance_note(crossbar.r_row)})",
+        f"row wires: drv_i -> r_i_0 -> ... -> r_i_{n - 1}, N = {n} segments of "
+        f"r_row = {format_value(crossbar.r_row)} ohm ({_resistance_note(crossbar.r_row)})",
         rows,
     ))
     cells: list[Element] = []
@@ -255,8 +255,8 @@ def deck_elements(
             cells.append(Element("R", f"cell_{i}_{j}", row_node(i, j), col_node(i, j), resistance))
     n_open = m * n - len(cells)
     groups.append((
-        f"cells: 1/G[i,j] ohm from r_i_j to c_i_j ({len(cells)} written, {n_open} open "
-        f"with G = 0 omitted)",
+        f"cells: 1/G[i,j] ohm from r_i_j to c_i_j ({len(cells)} written, "
+        f"{n_open} open with G = 0 omitted)",
         cells,
     ))
     cols: list[Element] = []
@@ -265,8 +265,8 @@ def deck_elements(
             below = col_node(i + 1, j) if i + 1 < m else sense_node(j)
             cols.append(_wire(f"col_{i}_{j}", col_node(i, j), below, crossbar.r_col))
     groups.append((
-        f"column wires: M = {m} segments of r_col = {format_value(crossbar.r_col)} ohm per "
-        f"column, c_0_j -> ... -> c_{m - 1}_j -> sns_j ({_resistance_note(crossbar.r_col)})",
+        f"column wires: c_0_j -> ... -> c_{m - 1}_j -> sns_j, M = {m} segments of "
+        f"r_col = {format_value(crossbar.r_col)} ohm ({_resistance_note(crossbar.r_col)})",
         cols,
     ))
     groups.append((
@@ -275,8 +275,7 @@ def deck_elements(
         [_wire(f"sns_{j}", sense_node(j), vground_node(j), crossbar.r_sense) for j in range(n)],
     ))
     groups.append((
-        "ideal TIA virtual grounds: 0 V sources vg_j -> ground; I(Vtia_j) > 0 is the "
-        "current from column j into the virtual ground",
+        "virtual grounds of the ideal TIAs: 0 V sources vg_j -> ground (ammeters)",
         [Element("V", f"tia_{j}", vground_node(j), GROUND, 0.0) for j in range(n)],
     ))
     return groups
@@ -355,6 +354,8 @@ def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None)
     >>> [line for line in deck.splitlines() if line.startswith("Rcell")]
     ['Rcell_0_0 r_0_0 c_0_0 10000.0']
     """
+    if not isinstance(crossbar, Crossbar):
+        raise SpecError(f"expected an xbar_circuit.Crossbar, got {type(crossbar).__name__}")
     title = _default_title(crossbar) if title is None else str(title)
     if "\n" in title or "\r" in title:
         raise InputError("the deck title must be a single line of text")

@@ -139,9 +139,8 @@ def load_reference(case: Case, directory: Path = REFERENCE_DIR,
     CorpusError
         If a file is missing, was modified, or the rawfile lacks a value.
     """
-    from xbar_circuit.netlists import op_values, read_rawfile
-
     from xbar_circuit.backends.ngspice import arrays_from_values
+    from xbar_circuit.netlists import op_values, read_rawfile
 
     folder = directory / case.name
     manifest = load_manifest(directory) if manifest is None else manifest

@@ -299,9 +299,9 @@ def write_report(rows: Sequence[CheckResult], path: Path, figures: Path, command
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from xbar_circuit.netlists import find_ngspice, ngspice_version
 
     from xbar_circuit import __version__
+    from xbar_circuit.netlists import find_ngspice, ngspice_version
 
     figures.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(directory)
@@ -329,7 +329,8 @@ def write_report(rows: Sequence[CheckResult], path: Path, figures: Path, command
             errs = [max(r.current_error, 1e-18) for r in corpus_rows
                     if r.backend == backend and not r.note]
             if errs:
-                axes[1].hist(np.log10(errs), bins=20, alpha=0.6, label=backend)
+                axes[1].hist(np.log10(errs), bins=20, alpha=0.6,
+                             label=f"{backend} (errors of 0 drawn at 1e-18)")
         axes[1].axvline(np.log10(tolerance_for("column_currents")), color="k", ls="--",
                         label="tolerance")
         axes[1].set_xlabel("log10 max relative error of column currents, per case")

@@ -1,0 +1,54 @@
+"""Build a PySpice ``Circuit`` of a crossbar (PySpice is imported lazily, inside the call)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numpy.typing import ArrayLike
+
+from xbar_circuit.spec import Crossbar
+
+from .deck import GROUND, deck_elements
+
+__all__ = ["to_pyspice_circuit"]
+
+
+def to_pyspice_circuit(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None) -> Any:
+    """Return a PySpice ``Circuit`` with exactly the elements of :func:`write_deck`.
+
+    Element and node names are those of the deck (``Rcell_3_5`` between ``r_3_5``
+    and ``c_3_5``...); values are plain floats in ohms and volts, which PySpice
+    prints with full precision. Zero resistances are 0 V sources, as in the deck.
+    The circuit has no analysis: append ``.op`` and ``.end`` to ``str(circuit)`` to
+    run it as a deck, or use PySpice's simulator API.
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        The array.
+    v_in : array_like, shape (M,)
+        Row source voltages in volts.
+    title : str, optional
+        Circuit title.
+
+    Returns
+    -------
+    PySpice.Spice.Netlist.Circuit
+
+    Raises
+    ------
+    ImportError
+        If PySpice is not installed.
+    """
+    from PySpice.Spice.Netlist import Circuit
+
+    m, n = crossbar.shape
+    circuit = Circuit(title or f"xbar-circuit crossbar {m}x{n}")
+    for _caption, elements in deck_elements(crossbar, v_in):
+        for element in elements:
+            neg = circuit.gnd if element.node_neg == GROUND else element.node_neg
+            if element.kind == "V":
+                circuit.V(element.name, element.node_pos, neg, element.value)
+            else:
+                circuit.R(element.name, element.node_pos, neg, element.value)
+    return circuit
