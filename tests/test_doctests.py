@@ -14,6 +14,12 @@ MODULES = [
     "xbar_circuit.backends.nodal",
     "xbar_circuit.cython_solvers.assembly",
     "xbar_circuit.netlists",
+    "xbar_circuit.netlists.deck",
+    "xbar_circuit.netlists.rawfile",
+    "xbar_circuit.netlists.runner",
+    "xbar_circuit.netlists.pyspice_circuit",
+    "xbar_circuit.backends.ngspice",
+    "xbar_circuit.validation.checks",
 ]
 
 

@@ -1,0 +1,116 @@
+"""The ``xbar`` command line: solve, netlist, validate, info."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import xbar_circuit.cli as cli
+from xbar_circuit import Crossbar, solve
+from xbar_circuit.cli import main
+
+HAVE_NGSPICE = shutil.which("ngspice") is not None
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    xbar = Crossbar.random(6, 5, r_row=2.0, r_col=1.0, r_driver=10.0, r_sense=5.0, seed=3)
+    path = tmp_path / "spec.json"
+    xbar.save(path)
+    return xbar, path
+
+
+def test_solve_json_matches_the_python_api(spec_file) -> None:
+    xbar, path = spec_file
+    result = CliRunner().invoke(main, ["solve", str(path), "--backend", "reference", "--json",
+                                       "--v-in", "0.25"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    expected = solve(xbar, np.full(6, 0.25), backend="reference")
+    np.testing.assert_allclose(report["backends"]["reference"]["column_currents"],
+                               expected.column_currents, rtol=1e-15)
+    assert report["backends"]["reference"]["nf"] == pytest.approx(expected.nf, rel=1e-15)
+
+
+def test_solve_compare_reports_agreement(tmp_path) -> None:
+    saved = tmp_path / "generated.json"
+    result = CliRunner().invoke(main, ["solve", "--random", "8x12", "--density", "0.5",
+                                       "--compare", "nodal,reference", "--save-spec", str(saved)])
+    assert result.exit_code == 0, result.output
+    assert "AGREE" in result.output and "NF" in result.output
+    assert Crossbar.load(saved).shape == (8, 12)
+
+
+def test_compare_exits_3_when_backends_disagree(spec_file, monkeypatch) -> None:
+    _, path = spec_file
+
+    def skewed_solve(xbar, v_in, backend="nodal", **options):
+        if backend == "reference":  # a backend with a 1e-6 error in one wire
+            xbar = xbar.replace(r_row=xbar.r_row * (1 + 1e-6))
+        return solve(xbar, v_in, backend=backend, **options)
+
+    monkeypatch.setattr(cli, "solve", skewed_solve)
+    result = CliRunner().invoke(main, ["solve", str(path), "--compare", "nodal,reference"])
+    assert result.exit_code == 3, result.output
+    assert "DISAGREE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["solve"], "either a SPEC file or --random"),
+        (["solve", "--random", "3y4"], "size must look like"),
+        (["solve", "--random", "3x4", "--v-in", "nope"], "neither a number"),
+        (["solve", "--random", "3x4", "--r-row", "-1"], "r_row must be >= 0"),
+        (["solve", "--random", "3x4", "--compare", "nodal"], "two backend names"),
+        (["solve", "--random", "3x4", "--backend", "spectre"], "Invalid value"),
+    ],
+)
+def test_user_errors_are_clear(args, message: str) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_corrupt_spec_file_is_named(tmp_path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"format": "xbar-circuit/crossbar", "version": 1, "conductance": [[1]]')
+    result = CliRunner().invoke(main, ["solve", str(path)])
+    assert result.exit_code == 1
+    assert "broken.json" in result.output and "not valid JSON" in result.output
+
+
+def test_netlist_writes_the_deck(spec_file, tmp_path) -> None:
+    xbar, path = spec_file
+    out = tmp_path / "deck.cir"
+    result = CliRunner().invoke(main, ["netlist", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    deck = out.read_text()
+    assert deck.rstrip().endswith(".end")
+    cells = [line for line in deck.splitlines() if line.startswith("Rcell")]
+    assert len(cells) == np.count_nonzero(xbar.conductance)
+
+
+@pytest.mark.ngspice
+@pytest.mark.skipif(not HAVE_NGSPICE, reason="ngspice is not installed")
+def test_validate_own_spec_against_ngspice(spec_file) -> None:
+    _, path = spec_file
+    result = CliRunner().invoke(main, ["validate", "--spec", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "your spec vs ngspice" in result.output and "pass" in result.output
+
+
+def test_validate_quick_corpus_passes() -> None:
+    result = CliRunner().invoke(main, ["validate", "nodal", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert "FAIL" not in result.output
+
+
+def test_info_lists_backends() -> None:
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0
+    assert "nodal" in result.output and "ngspice" in result.output
