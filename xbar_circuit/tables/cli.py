@@ -1,0 +1,74 @@
+"""Click commands ``xbar calibrate`` and ``xbar plot`` (registered by xbar_circuit.cli)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..errors import XbarError
+
+__all__ = ["calibrate_command", "plot_command"]
+
+
+@click.command(name="calibrate")
+@click.argument("sweep", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="NetCDF table to write; checkpoints go to OUTPUT.partial/ and a rerun "
+                   "computes only the missing points.")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes of the local Dask cluster (default: one per core).")
+@click.option("--serial", is_flag=True, help="Run in this process, without Dask.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--no-ngspice-check", is_flag=True,
+              help="Skip the ngspice cross-check of one point.")
+def calibrate_command(sweep: str, output: str, workers: int | None, serial: bool,
+                      scheduler: str | None, no_progress: bool, no_ngspice_check: bool) -> None:
+    """Run the exact solves of SWEEP (YAML/JSON) and write a lookup table."""
+    from .calibration import calibrate
+
+    if serial and scheduler:
+        raise click.UsageError("--serial and --scheduler exclude each other")
+    try:
+        result = calibrate(sweep, output, workers=0 if serial else workers,
+                           scheduler=scheduler, progress=not no_progress,
+                           ngspice_check=not no_ngspice_check)
+    except XbarError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {result.path}: {result.n_points} points, {result.computed} computed now "
+               f"in {result.seconds:.1f} s ({result.points_per_second:.2f} points/s, "
+               f"{result.workers or 'serial'} workers)")
+
+
+@click.command(name="plot")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--outdir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the PNG files.")
+@click.option("--prefix", default="table", show_default=True, help="File name prefix.")
+@click.option("--at", "fixed", default=None, metavar="JSON",
+              help='Grid values to show, e.g. \'{"density": 0.5, "r_driver": 0}\' '
+                   "(nearest grid value; default the middle of each axis).")
+def plot_command(table: str, outdir: str, prefix: str, fixed: str | None) -> None:
+    """Plot NF versus array size and an attenuation heatmap of TABLE (PNG)."""
+    import os
+
+    from .lut import LookupTable
+    from .plots import plot_heatmap, plot_nf_vs_size
+
+    try:
+        lut = LookupTable.load(table)
+    except XbarError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        at = json.loads(fixed) if fixed else None
+    except ValueError as exc:
+        raise click.BadParameter(f"--at must be a JSON object: {exc}") from None
+    os.makedirs(outdir, exist_ok=True)
+    paths = [plot_nf_vs_size(lut, os.path.join(outdir, f"{prefix}_nf_vs_size.png"), fixed=at),
+             plot_heatmap(lut, os.path.join(outdir, f"{prefix}_cell_loss.png"), fixed=at)]
+    for path in paths:
+        click.echo(path)
+    sys.stdout.flush()

@@ -1,0 +1,389 @@
+"""Load calibration tables and predict nonideality without solving circuits.
+
+Prediction (``LookupTable.predict_nf`` / ``predict_attenuation``) has two parts:
+
+1. A closed-form model of the given array and inputs, the cell-wise Padé form of the
+   Neumann series of the wire network (:func:`~xbar_circuit.tables.physics.model_loss`).
+   It carries the exact first- and second-order dependence on the ON-cell pattern, the
+   inputs and every resistance, in O(M·N).
+2. A correction calibrated by exact solves: the table's ratio exact/model, interpolated
+   multi-linearly over the grid (log axes for sizes, resistances and conductances that
+   are all positive, linear otherwise) and, for maps, bilinearly over normalized cell
+   position. Circuit scaling is exact for linear arrays (multiplying every conductance
+   by c and every resistance by 1/c leaves all voltages unchanged), so a query's
+   ``g_on`` outside the table is first brought into range by that scaling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..spec import Crossbar
+from ._errors import SweepError, TableError
+from .calibration import SCHEMA, SCHEMA_VERSION
+from .physics import model_loss, nf_from_loss
+from .sweep import DIMS, Sweep
+
+__all__ = ["LookupTable", "OutOfRangeWarning"]
+
+_REQUIRED_VARS = {
+    "nf_samples": (*DIMS, "sample"), "nf_mean": DIMS, "nf_std": DIMS,
+    "nf_model_samples": (*DIMS, "sample"), "nf_columns": (*DIMS, "col"),
+    "cell_loss": (*DIMS, "map_row", "map_col"), "current_attenuation":
+    (*DIMS, "map_row", "map_col"), "model_loss": (*DIMS, "map_row", "map_col"),
+}
+
+
+class OutOfRangeWarning(UserWarning):
+    """A query lies outside the table's grid and was clipped to its edge."""
+
+
+class LookupTable:
+    """A calibrated nonideality lookup table (read with :meth:`load`).
+
+    Attributes
+    ----------
+    sweep : Sweep
+        The sweep the table was computed from.
+    attrs : dict
+        Provenance attributes (package version, backend, tolerance, date, ngspice check).
+    dataset : xarray.Dataset
+        The full labelled table, in memory.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from xbar_circuit import Crossbar
+    >>> from xbar_circuit.tables import Sweep, calibrate, LookupTable
+    >>> sweep = Sweep.from_dict({"grid": {"rows": [8, 16], "cols": [8, 16],
+    ...     "r_row": [1.0, 4.0], "r_col": [1.0, 4.0], "g_on": 1e-4, "g_off": 1e-6,
+    ...     "density": [0.3, 0.7]}, "samples": 2, "seed": 1})
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.nc")
+    >>> _ = calibrate(sweep, path, workers=0, progress=False, ngspice_check=False)
+    >>> table = LookupTable.load(path)
+    >>> xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_min=1e-6, g_max=1e-4,
+    ...                        density=0.5, seed=7)
+    >>> 0.0 < table.predict_nf(xbar) < 0.1
+    True
+    >>> table.predict_attenuation(xbar).shape
+    (12, 12)
+    """
+
+    def __init__(self, dataset: Any, source: str = "<memory>") -> None:
+        self.source = source
+        self.dataset = dataset
+        self.attrs = dict(dataset.attrs)
+        _check_schema(dataset, source)
+        try:
+            self.sweep = Sweep.from_dict(json.loads(self.attrs["sweep"]))
+        except (ValueError, SweepError) as exc:
+            raise TableError(f"{source}: the table's 'sweep' attribute is invalid: {exc}") from None
+        if tuple(dataset.sizes[k] for k in DIMS) != self.sweep.shape:
+            raise TableError(f"{source}: table dimensions do not match its sweep description")
+        self._axes = {k: np.asarray(dataset[k].values, dtype=np.float64) for k in DIMS}
+        for k, values in self._axes.items():
+            if values.size > 1 and not np.all(np.diff(values) > 0):
+                raise TableError(f"{source}: coordinate {k!r} is not strictly increasing")
+        self._log = {k: bool(np.all(v > 0)) for k, v in self._axes.items()}
+        nf_mean = np.asarray(dataset["nf_mean"].values, dtype=np.float64)
+        model = np.asarray(dataset["nf_model_samples"].values, dtype=np.float64).mean(axis=-1)
+        if not np.all(np.isfinite(nf_mean)):
+            raise TableError(f"{source}: nf_mean holds non-finite values")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._kappa = np.where(model > 0, nf_mean / np.where(model > 0, model, 1.0), 1.0)
+        loss = np.asarray(dataset["cell_loss"].values, dtype=np.float64)
+        mloss = np.asarray(dataset["model_loss"].values, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = loss / mloss
+        self._ratio_map = np.where(np.isfinite(ratio) & (mloss > 0), ratio, 1.0)
+        self._map_rows = np.asarray(dataset["map_row_index"].values, dtype=np.int64)
+        self._map_cols = np.asarray(dataset["map_col_index"].values, dtype=np.int64)
+
+    # --------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LookupTable:
+        """Read and validate a table written by :func:`~xbar_circuit.tables.calibrate`.
+
+        The file is NetCDF-4 (HDF5) read with the h5netcdf engine: plain numbers and
+        strings, nothing is ever unpickled.
+
+        Raises
+        ------
+        TableError
+            If the file does not exist, is not NetCDF/HDF5 (corrupt or foreign), lacks the
+            schema attributes, has another schema or version, or misses variables.
+        """
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise TableError(f"no lookup table at {path!r}")
+        import xarray as xr
+
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                ds = ds.load()
+        except Exception as exc:  # h5py/h5netcdf raise several types for non-HDF5 data
+            raise TableError(f"{path}: not a readable NetCDF-4 lookup table "
+                             f"({type(exc).__name__}: {exc})") from None
+        return cls(ds, source=path)
+
+    # ------------------------------------------------------------- interpolation
+    def _brackets(self, params: dict[str, float], out_of_range: str
+                  ) -> list[tuple[int, int, float]]:
+        """Per grid axis: (lower index, upper index, weight of upper)."""
+        out = []
+        for k in DIMS:
+            axis = self._axes[k]
+            q = float(params[k])
+            lo_v, hi_v = axis[0], axis[-1]
+            if q < lo_v * (1 - 1e-12) - 1e-300 or q > hi_v * (1 + 1e-12) + 1e-300:
+                message = (f"{k}={q:g} is outside the table's range [{lo_v:g}, {hi_v:g}] "
+                           f"({self.source})")
+                if out_of_range == "error":
+                    raise TableError(message)
+                if out_of_range == "clip":
+                    warnings.warn(message + "; clipped to the edge", OutOfRangeWarning,
+                                  stacklevel=4)
+                q = min(max(q, lo_v), hi_v)
+            if axis.size == 1:
+                out.append((0, 0, 0.0))
+                continue
+            hi = int(np.clip(np.searchsorted(axis, q, side="right"), 1, axis.size - 1))
+            lo = hi - 1
+            if self._log[k]:
+                x, a, b = np.log(q), np.log(axis[lo]), np.log(axis[hi])
+            else:
+                x, a, b = q, axis[lo], axis[hi]
+            w = float(np.clip((x - a) / (b - a), 0.0, 1.0))
+            out.append((lo, hi, w))
+        return out
+
+    @staticmethod
+    def _corners(brackets: list[tuple[int, int, float]]) -> list[tuple[tuple[int, ...], float]]:
+        corners: list[tuple[tuple[int, ...], float]] = [((), 1.0)]
+        for lo, hi, w in brackets:
+            nxt = []
+            for idx, weight in corners:
+                if w < 1.0:
+                    nxt.append(((*idx, lo), weight * (1.0 - w)))
+                if w > 0.0:
+                    nxt.append(((*idx, hi), weight * w))
+            corners = nxt
+        return corners
+
+    def interpolate(self, variable: str, *, out_of_range: str = "clip", **params: float
+                    ) -> float | np.ndarray:
+        """Multi-linear interpolation of a table variable at off-grid parameters.
+
+        Parameters
+        ----------
+        variable : str
+            A data variable with the grid dimensions first (e.g. ``"nf_mean"``,
+            ``"nf_std"``).
+        out_of_range : {"clip", "error", "ignore"}
+            What to do with a parameter outside the grid: clip with an
+            :class:`OutOfRangeWarning`, raise :class:`TableError`, or clip silently.
+        **params : float
+            Every grid axis (``rows``, ``cols``, ``r_row``, ... in their SI units); axes
+            with one value may be omitted.
+
+        Returns
+        -------
+        float or ndarray
+            The interpolated value (trailing dimensions kept).
+        """
+        full = self._params(params)
+        values = np.asarray(self.dataset[variable].values, dtype=np.float64)
+        total = 0.0
+        for idx, w in self._corners(self._brackets(full, out_of_range)):
+            total = total + w * values[idx]
+        return float(total) if np.ndim(total) == 0 else np.asarray(total)
+
+    def _params(self, params: dict[str, float]) -> dict[str, float]:
+        unknown = set(params) - set(DIMS)
+        if unknown:
+            raise TableError(f"unknown table parameter(s): {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(DIMS)}")
+        full = {}
+        for k in DIMS:
+            if k in params:
+                full[k] = float(params[k])
+            elif self._axes[k].size == 1:
+                full[k] = float(self._axes[k][0])
+            else:
+                raise TableError(f"parameter {k!r} is needed: the table has "
+                                 f"{self._axes[k].size} values of it")
+        return full
+
+    # ------------------------------------------------------------- prediction
+    def crossbar_params(self, crossbar: Crossbar, *, g_on: float | None = None,
+                        g_off: float | None = None) -> dict[str, float]:
+        """Table coordinates of a crossbar, after exact circuit scaling.
+
+        ``g_on``/``g_off`` default to the largest/smallest conductance; the density is
+        ``mean((G - g_off) / (g_on - g_off))`` (the ON fraction of a binary array).
+        The scaling ``G -> cG``, ``r -> r/c`` (voltages unchanged) brings ``g_on`` into
+        the table's range.
+
+        Returns
+        -------
+        dict
+            ``rows``, ``cols``, ``r_row``, ``r_col``, ``r_driver``, ``r_sense`` (ohm),
+            ``g_on``, ``g_off`` (S), ``density`` and ``scale`` (the factor c).
+        """
+        if not isinstance(crossbar, Crossbar):
+            raise TypeError(f"expected an xbar_circuit.Crossbar, got {type(crossbar).__name__}")
+        g = crossbar.conductance
+        hi = float(g.max()) if g_on is None else float(g_on)
+        lo = float(g.min()) if g_off is None else float(g_off)
+        if hi <= 0:
+            raise TableError("the crossbar has no conducting cell (g_on = 0)")
+        if hi > lo:
+            density = float(np.clip(np.mean((g - lo) / (hi - lo)), 0.0, 1.0))
+        else:
+            density = 1.0
+        c = float(np.clip(hi, self._axes["g_on"][0], self._axes["g_on"][-1])) / hi
+        if hi <= lo:  # uniform array: any g_off of the table will do
+            lo = float(self._axes["g_off"][0]) / c
+        return {"rows": crossbar.n_rows, "cols": crossbar.n_cols,
+                "r_row": crossbar.r_row / c, "r_col": crossbar.r_col / c,
+                "r_driver": crossbar.r_driver / c, "r_sense": crossbar.r_sense / c,
+                "g_on": hi * c, "g_off": lo * c, "density": density, "scale": c}
+
+    def _inputs(self, crossbar: Crossbar, v_in: Any) -> np.ndarray:
+        if v_in is None:
+            return np.full(crossbar.n_rows, float(self.sweep.inputs["v_read"]))
+        v = np.asarray(v_in, dtype=np.float64)
+        if v.shape != (crossbar.n_rows,):
+            raise ValueError(f"v_in must have shape ({crossbar.n_rows},), got {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError("v_in must be finite")
+        return v
+
+    def _ratio_map_at(self, params: dict[str, float], m: int, n: int, out_of_range: str
+                      ) -> np.ndarray:
+        """Interpolated exact/model loss ratio resampled onto an (m, n) array."""
+        by_size: dict[tuple[int, int], np.ndarray] = {}
+        for idx, w in self._corners(self._brackets(params, out_of_range)):
+            key = (idx[0], idx[1])
+            by_size[key] = by_size.get(key, 0.0) + w * self._ratio_map[idx]
+        u_rows = np.linspace(0.0, 1.0, m) if m > 1 else np.zeros(1)
+        u_cols = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+        out = np.zeros((m, n))
+        for (a, b), ratio in by_size.items():
+            rows = self._map_rows[a][self._map_rows[a] >= 0]
+            cols = self._map_cols[b][self._map_cols[b] >= 0]
+            ratio = ratio[: rows.size, : cols.size]
+            pr = rows / max(int(self._axes["rows"][a]) - 1, 1)
+            pc = cols / max(int(self._axes["cols"][b]) - 1, 1)
+            along_cols = np.array([np.interp(u_cols, pc, line) for line in ratio])
+            out += np.array([np.interp(u_rows, pr, along_cols[:, j])
+                             for j in range(n)]).T
+        return out
+
+    def predict_attenuation(self, crossbar: Crossbar, v_in: Any = None, *,
+                            out_of_range: str = "clip", g_on: float | None = None,
+                            g_off: float | None = None) -> np.ndarray:
+        """Predict the per-cell loss map ``1 - V_cell/V_in`` without solving the circuit.
+
+        Parameters
+        ----------
+        crossbar : Crossbar
+            The array (its conductance pattern and resistances are used as they are).
+        v_in : array_like, shape (M,), optional
+            Input voltages in volts; default: every row at the sweep's ``v_read``.
+        out_of_range : {"clip", "error", "ignore"}
+            Handling of parameters outside the table (see :meth:`interpolate`).
+        g_on, g_off : float, optional
+            ON/OFF conductances in siemens (default: the array's max/min).
+
+        Returns
+        -------
+        ndarray, shape (M, N)
+            Dimensionless loss; NaN on rows with V_in = 0.
+        """
+        v = self._inputs(crossbar, v_in)
+        params = self.crossbar_params(crossbar, g_on=g_on, g_off=g_off)
+        base = model_loss(crossbar.conductance, v, crossbar.r_row, crossbar.r_col,
+                          crossbar.r_driver, crossbar.r_sense)
+        ratio = self._ratio_map_at(params, crossbar.n_rows, crossbar.n_cols, out_of_range)
+        return base * ratio
+
+    def predict_nf(self, crossbar: Crossbar, v_in: Any = None, *, method: str = "scalar",
+                   out_of_range: str = "clip", g_on: float | None = None,
+                   g_off: float | None = None) -> float:
+        """Predict the array NF (DESIGN.md §2: mean column NF) without solving the circuit.
+
+        Parameters
+        ----------
+        crossbar : Crossbar
+            The array (its conductance pattern and resistances are used as they are).
+        v_in : array_like, shape (M,), optional
+            Input voltages in volts; default: every row at the sweep's ``v_read``.
+        method : {"scalar", "map", "model"}
+            ``"scalar"``: closed-form NF of this pattern times the table's interpolated
+            exact/model NF ratio (the measured best, see docs/calibration.md); ``"map"``:
+            NF implied by :meth:`predict_attenuation`; ``"model"``: the closed form alone
+            (no table).
+        out_of_range : {"clip", "error", "ignore"}
+            Handling of parameters outside the table (see :meth:`interpolate`).
+        g_on, g_off : float, optional
+            ON/OFF conductances in siemens (default: the array's max/min).
+
+        Returns
+        -------
+        float
+            Predicted NF (dimensionless); NaN if no column has I_ideal > 0.
+        """
+        v = self._inputs(crossbar, v_in)
+        g = crossbar.conductance
+        if method == "map":
+            loss = self.predict_attenuation(crossbar, v, out_of_range=out_of_range, g_on=g_on,
+                                            g_off=g_off)
+            return nf_from_loss(g, v, loss)[0]
+        if method not in ("scalar", "model"):
+            raise ValueError(f"method must be 'scalar', 'map' or 'model', got {method!r}")
+        loss = model_loss(g, v, crossbar.r_row, crossbar.r_col, crossbar.r_driver,
+                          crossbar.r_sense)
+        nf = nf_from_loss(g, v, loss)[0]
+        if method == "model":
+            return nf
+        params = self.crossbar_params(crossbar, g_on=g_on, g_off=g_off)
+        kappa = sum(w * self._kappa[idx]
+                    for idx, w in self._corners(self._brackets(params, out_of_range)))
+        return float(nf * kappa)
+
+    def __repr__(self) -> str:
+        axes = ", ".join(f"{k}[{v.size}]" for k, v in self._axes.items() if v.size > 1)
+        return (f"<LookupTable {self.sweep.name!r}: {self.sweep.n_points} points ({axes}), "
+                f"backend={self.attrs.get('backend')!r}, from {self.source}>")
+
+
+def _check_schema(ds: Any, source: str) -> None:
+    attrs = ds.attrs
+    if attrs.get("schema") != SCHEMA:
+        raise TableError(f"{source}: not an xbar-circuit lookup table (attribute 'schema' is "
+                         f"{attrs.get('schema')!r}, expected {SCHEMA!r})")
+    raw = attrs.get("schema_version")
+    version = raw.item() if isinstance(raw, np.generic) else raw
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        version = None
+    if version != SCHEMA_VERSION:
+        raise TableError(f"{source}: unsupported lookup-table schema version "
+                         f"{attrs.get('schema_version')} (this xbar-circuit reads "
+                         f"version {SCHEMA_VERSION})")
+    for name, dims in _REQUIRED_VARS.items():
+        if name not in ds.variables:
+            raise TableError(f"{source}: lookup table lacks variable {name!r}")
+        if tuple(ds[name].dims) != tuple(dims):
+            raise TableError(f"{source}: variable {name!r} has dimensions "
+                             f"{tuple(ds[name].dims)}, expected {tuple(dims)}")
+    for name in ("map_row_index", "map_col_index", "sweep"):
+        if name not in ds.variables and name not in attrs:
+            raise TableError(f"{source}: lookup table lacks {name!r}")
