@@ -20,6 +20,8 @@ MODULES = [
     "xbar_circuit.netlists.pyspice_circuit",
     "xbar_circuit.backends.ngspice",
     "xbar_circuit.validation.checks",
+    "xbar_circuit.effective",
+    "xbar_circuit.cython_solvers.line_pcg",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._version import __version__
 from .api import solve, validate_inputs
 from .backends import BACKENDS, DEFAULT_BACKEND
+from .effective import effective_conductance
 from .errors import (
     BackendError,
     ConvergenceError,
@@ -23,12 +24,23 @@ from .errors import (
 from .solution import METRICS, CrossbarSolution
 from .spec import Crossbar
 
+
+def __getattr__(name: str):
+    """Import heavier public names on first use (``LookupTable`` needs xarray)."""
+    if name == "LookupTable":
+        from .tables import LookupTable
+
+        return LookupTable
+    raise AttributeError(f"module 'xbar_circuit' has no attribute {name!r}")
+
 __all__ = [
     "__version__",
     "Crossbar",
     "CrossbarSolution",
     "solve",
+    "effective_conductance",
     "validate_inputs",
+    "LookupTable",
     "BACKENDS",
     "DEFAULT_BACKEND",
     "METRICS",

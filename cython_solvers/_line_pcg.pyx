@@ -1,0 +1,447 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, nonecheck=False
+"""Compiled line-preconditioned conjugate gradients for the linear crossbar.
+
+Only called through :mod:`xbar_circuit.cython_solvers.line_pcg`, which validates
+every argument; this module trusts its inputs (shapes, C-contiguity, dtypes,
+positive wire conductances) and never touches a Python object inside its loops.
+
+The nodal system of an M x N crossbar, unknowns ``x_r`` (row nodes r(i, j)) and
+``x_c`` (column nodes c(i, j)), both stored as C-contiguous (M, N) arrays::
+
+    [ A_r  -D ] [x_r]   [b_r]
+    [ -D  A_c ] [x_c] = [b_c]
+
+``D = diag(G)``; ``A_r`` holds M tridiagonal row chains, ``A_c`` N tridiagonal
+column chains. The kernel runs conjugate gradients on the Schur complement
+``S = A_c - D A_r^{-1} D`` (symmetric positive definite) preconditioned by
+``A_c``; both chains are factored once (:func:`factor_lines`) and every iteration
+costs one row-chain solve and one column-chain solve. Then
+``x_r = A_r^{-1} (b_r + D x_c)``.
+
+Chain factorization (LDL^T, pivots written as ``w + s`` with ``s > 0`` summed
+from the grounded end, so that no pivot is computed by cancellation)::
+
+    row i, grounded at j = 0 through g_first:     factor from j = 0 to N-1
+    column j, grounded at i = M-1 through g_last:  factor from i = M-1 to 0
+"""
+
+from libc.math cimport sqrt, isfinite
+from libc.stdlib cimport calloc, free
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+
+def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_first,
+                 double g_last, double[:, ::1] row_e, double[:, ::1] row_inv,
+                 double[:, ::1] col_e, double[:, ::1] col_inv):
+    """Factor every row and column chain; write the factors in place.
+
+    ``row_e[i, j] = w_row / d_j`` couples r(i, j) to r(i, j+1) (0 for j = N-1) and
+    ``row_inv[i, j] = 1 / d_j``; ``col_e[i, j] = w_col / d_i`` couples c(i, j) to
+    c(i-1, j) (0 for i = 0) and ``col_inv[i, j] = 1 / d_i``.
+    """
+    cdef Py_ssize_t m = G.shape[0]
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t i, j
+    cdef double s, d
+    with nogil:
+        # Row chains.
+        for i in range(m):
+            if n == 1:
+                d = G[i, 0] + g_first
+                row_inv[i, 0] = 1.0 / d
+                row_e[i, 0] = 0.0
+                continue
+            s = G[i, 0] + g_first
+            for j in range(n - 1):
+                if j > 0:
+                    s = G[i, j] + w_row * s / (w_row + s)
+                d = w_row + s
+                row_inv[i, j] = 1.0 / d
+                row_e[i, j] = w_row / d
+            d = G[i, n - 1] + w_row * s / (w_row + s)
+            row_inv[i, n - 1] = 1.0 / d
+            row_e[i, n - 1] = 0.0
+        # Column chains, all N at once, from the grounded bottom row upwards.
+        if m == 1:
+            for j in range(n):
+                col_inv[0, j] = 1.0 / (G[0, j] + g_last)
+                col_e[0, j] = 0.0
+        else:
+            # col_e temporarily holds s for the row below.
+            for j in range(n):
+                s = G[m - 1, j] + g_last
+                d = w_col + s
+                col_inv[m - 1, j] = 1.0 / d
+                col_e[m - 1, j] = s
+            for i in range(m - 2, 0, -1):
+                for j in range(n):
+                    s = col_e[i + 1, j]
+                    s = G[i, j] + w_col * s / (w_col + s)
+                    d = w_col + s
+                    col_e[i + 1, j] = w_col * col_inv[i + 1, j]
+                    col_inv[i, j] = 1.0 / d
+                    col_e[i, j] = s
+            for j in range(n):
+                s = col_e[1, j]
+                d = G[0, j] + w_col * s / (w_col + s)
+                col_e[1, j] = w_col * col_inv[1, j]
+                col_inv[0, j] = 1.0 / d
+                col_e[0, j] = 0.0
+
+
+cdef inline void _row_solve(double* y, const double* e, const double* inv,
+                            Py_ssize_t n) noexcept nogil:
+    """Solve one row chain in place: ``y <- A_row^{-1} y``."""
+    cdef Py_ssize_t j
+    cdef double t = y[0]
+    for j in range(1, n):
+        t = y[j] + e[j - 1] * t
+        y[j] = t
+    t = y[n - 1] * inv[n - 1]
+    y[n - 1] = t
+    for j in range(n - 2, -1, -1):
+        t = y[j] * inv[j] + e[j] * t
+        y[j] = t
+
+
+cdef inline void _row_solve4(double* y, const double* e, const double* inv,
+                             Py_ssize_t n) noexcept nogil:
+    """Solve four consecutive row chains (stride n) in place, interleaved.
+
+    The Thomas recurrences are latency bound; four independent chains keep the
+    floating-point units busy.
+    """
+    cdef Py_ssize_t j
+    cdef double* y1 = y + n
+    cdef double* y2 = y + 2 * n
+    cdef double* y3 = y + 3 * n
+    cdef const double* e1 = e + n
+    cdef const double* e2 = e + 2 * n
+    cdef const double* e3 = e + 3 * n
+    cdef const double* v1 = inv + n
+    cdef const double* v2 = inv + 2 * n
+    cdef const double* v3 = inv + 3 * n
+    cdef double t0 = y[0], t1 = y1[0], t2 = y2[0], t3 = y3[0]
+    for j in range(1, n):
+        t0 = y[j] + e[j - 1] * t0
+        t1 = y1[j] + e1[j - 1] * t1
+        t2 = y2[j] + e2[j - 1] * t2
+        t3 = y3[j] + e3[j - 1] * t3
+        y[j] = t0
+        y1[j] = t1
+        y2[j] = t2
+        y3[j] = t3
+    t0 = y[n - 1] * inv[n - 1]
+    t1 = y1[n - 1] * v1[n - 1]
+    t2 = y2[n - 1] * v2[n - 1]
+    t3 = y3[n - 1] * v3[n - 1]
+    y[n - 1] = t0
+    y1[n - 1] = t1
+    y2[n - 1] = t2
+    y3[n - 1] = t3
+    for j in range(n - 2, -1, -1):
+        t0 = y[j] * inv[j] + e[j] * t0
+        t1 = y1[j] * v1[j] + e1[j] * t1
+        t2 = y2[j] * v2[j] + e2[j] * t2
+        t3 = y3[j] * v3[j] + e3[j] * t3
+        y[j] = t0
+        y1[j] = t1
+        y2[j] = t2
+        y3[j] = t3
+
+
+cdef inline void _row_block_solve(double* y, const double* e, const double* inv,
+                                  Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    """Solve ``rows`` (1 to 4) consecutive row chains in place."""
+    cdef Py_ssize_t r
+    if rows == 4:
+        _row_solve4(y, e, inv, n)
+    else:
+        for r in range(rows):
+            _row_solve(y + r * n, e + r * n, inv + r * n, n)
+
+
+cdef inline double _sum_clear(double* acc, Py_ssize_t n) noexcept nogil:
+    """Return the sum of ``acc[:n]`` and reset it to zero."""
+    cdef Py_ssize_t j
+    cdef double total = 0.0
+    for j in range(n):
+        total += acc[j]
+        acc[j] = 0.0
+    return total
+
+
+cdef double _col_solve(const double* r, const double* e, const double* inv, double* z,
+                       double* acc, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """Solve every column chain: ``z = A_c^{-1} r``; return ``r . z``.
+
+    Sweeps run over whole rows, so the inner loop over the N columns vectorizes;
+    the dot product is accumulated per column in ``acc`` (zero on entry and exit).
+    """
+    cdef Py_ssize_t i, j, k
+    k = (m - 1) * n
+    for j in range(n):
+        z[k + j] = r[k + j]
+    for i in range(m - 2, -1, -1):
+        k = i * n
+        for j in range(n):
+            z[k + j] = r[k + j] + e[k + n + j] * z[k + n + j]
+    for j in range(n):
+        z[j] = z[j] * inv[j]
+        acc[j] += r[j] * z[j]
+    for i in range(1, m):
+        k = i * n
+        for j in range(n):
+            z[k + j] = z[k + j] * inv[k + j] + e[k + j] * z[k - n + j]
+            acc[j] += r[k + j] * z[k + j]
+    return _sum_clear(acc, n)
+
+
+cdef inline void _q_row(const double* g, const double* p, const double* u, double* q,
+                        double* acc, double w_col, double g_last, bint has_prev,
+                        bint has_next, Py_ssize_t n) noexcept nogil:
+    """One row of ``q = A_c p - D u`` (u = A_r^{-1} D p), accumulating ``p * q``.
+
+    ``A_c p`` is written in difference form, ``g p + w (p - p_up) + w (p - p_down)``,
+    which avoids cancellation for smooth ``p``.
+    """
+    cdef Py_ssize_t j
+    cdef double pc, aq
+    if has_prev and has_next:
+        for j in range(n):
+            pc = p[j]
+            aq = g[j] * (pc - u[j]) + w_col * ((pc - p[j - n]) + (pc - p[j + n]))
+            q[j] = aq
+            acc[j] += pc * aq
+    elif has_next:
+        for j in range(n):
+            pc = p[j]
+            aq = g[j] * (pc - u[j]) + w_col * (pc - p[j + n])
+            q[j] = aq
+            acc[j] += pc * aq
+    elif has_prev:
+        for j in range(n):
+            pc = p[j]
+            aq = g[j] * (pc - u[j]) + w_col * (pc - p[j - n]) + g_last * pc
+            q[j] = aq
+            acc[j] += pc * aq
+    else:
+        for j in range(n):
+            pc = p[j]
+            aq = g[j] * (pc - u[j]) + g_last * pc
+            q[j] = aq
+            acc[j] += pc * aq
+
+
+cdef int _solve_one(const double* G, const double* re, const double* rinv,
+                    const double* ce, const double* cinv,
+                    double w_col, double g_first, double g_last,
+                    const double* v_row, const double* v_col,
+                    double* xr, double* xc, double* r, double* z, double* p, double* q,
+                    double* buf, double* acc, Py_ssize_t m, Py_ssize_t n,
+                    double rtol, Py_ssize_t max_iter,
+                    Py_ssize_t* iters_out, double* resid_out) noexcept nogil:
+    """Solve one right-hand side. Return 1 converged, 0 iteration cap, 2 breakdown.
+
+    ``buf`` holds 4 rows (4 N doubles), ``acc`` N doubles, zero on entry.
+    """
+    cdef Py_ssize_t i, i0, j, k, rows, done, it = 0, mn = m * n
+    cdef double fnorm2, rr, rz, rz_new, pq, alpha, beta
+    cdef int status = 1
+
+    # Schur right-hand side f = b_c + D A_r^{-1} b_r, kept in r; x_c = p = 0.
+    for i0 in range(0, m, 4):
+        rows = m - i0 if m - i0 < 4 else 4
+        for k in range(rows * n):
+            buf[k] = 0.0
+        for i in range(rows):
+            buf[i * n] = g_first * v_row[i0 + i]
+        _row_block_solve(buf, re + i0 * n, rinv + i0 * n, rows, n)
+        k = i0 * n
+        for j in range(rows * n):
+            r[k + j] = G[k + j] * buf[j]
+            xc[k + j] = 0.0
+            p[k + j] = 0.0
+    k = (m - 1) * n
+    for j in range(n):
+        r[k + j] += g_last * v_col[j]
+    for i in range(m):
+        k = i * n
+        for j in range(n):
+            acc[j] += r[k + j] * r[k + j]
+    fnorm2 = _sum_clear(acc, n)
+    rr = fnorm2
+
+    if fnorm2 > 0.0:
+        if not isfinite(fnorm2):
+            status = 2
+        else:
+            rz = _col_solve(r, ce, cinv, z, acc, m, n)
+            beta = 0.0
+            status = 0
+            while it < max_iter:
+                it += 1
+                # p = z + beta p (rows updated just ahead of use) and q = S p.
+                done = 0
+                for i0 in range(0, m, 4):
+                    rows = m - i0 if m - i0 < 4 else 4
+                    while done < m and done <= i0 + rows:
+                        k = done * n
+                        for j in range(n):
+                            p[k + j] = z[k + j] + beta * p[k + j]
+                        done += 1
+                    k = i0 * n
+                    for j in range(rows * n):
+                        buf[j] = G[k + j] * p[k + j]
+                    _row_block_solve(buf, re + k, rinv + k, rows, n)
+                    for i in range(rows):
+                        k = (i0 + i) * n
+                        _q_row(G + k, p + k, buf + i * n, q + k, acc, w_col, g_last,
+                               i0 + i > 0, i0 + i + 1 < m, n)
+                pq = _sum_clear(acc, n)
+                if not (pq > 0.0) or not isfinite(pq):
+                    status = 2
+                    break
+                alpha = rz / pq
+                for i in range(m):
+                    k = i * n
+                    for j in range(n):
+                        xc[k + j] += alpha * p[k + j]
+                        r[k + j] -= alpha * q[k + j]
+                        acc[j] += r[k + j] * r[k + j]
+                rr = _sum_clear(acc, n)
+                if not isfinite(rr):
+                    status = 2
+                    break
+                if rr <= rtol * rtol * fnorm2:
+                    status = 1
+                    break
+                rz_new = _col_solve(r, ce, cinv, z, acc, m, n)
+                if not (rz_new > 0.0):
+                    status = 2
+                    break
+                beta = rz_new / rz
+                rz = rz_new
+    iters_out[0] = it
+    if fnorm2 > 0.0 and isfinite(fnorm2):
+        resid_out[0] = sqrt(rr / fnorm2)
+    elif fnorm2 > 0.0:
+        resid_out[0] = fnorm2
+    else:
+        resid_out[0] = 0.0
+
+    # Row voltages x_r = A_r^{-1} (b_r + D x_c).
+    for i in range(m):
+        k = i * n
+        for j in range(n):
+            xr[k + j] = G[k + j] * xc[k + j]
+        xr[k] += g_first * v_row[i]
+    for i0 in range(0, m, 4):
+        rows = m - i0 if m - i0 < 4 else 4
+        _row_block_solve(xr + i0 * n, re + i0 * n, rinv + i0 * n, rows, n)
+    return status
+
+
+def solve_lines(const double[:, ::1] G, const double[:, ::1] row_e,
+                const double[:, ::1] row_inv, const double[:, ::1] col_e,
+                const double[:, ::1] col_inv, double w_col, double g_first, double g_last,
+                const double[:, ::1] v_row, const double[:, ::1] v_col,
+                double[:, :, ::1] row_v, double[:, :, ::1] col_v, bint store_rows, bint store_cols,
+                double[:, ::1] i_col, double[:, ::1] i_row,
+                cnp.int64_t[::1] iterations, double[::1] residual, cnp.int8_t[::1] status,
+                double rtol, Py_ssize_t max_iter, double[:, :, ::1] work):
+    """Solve B right-hand sides with the GIL released.
+
+    Parameters (all validated by the wrapper)
+    ----------
+    G, row_e, row_inv, col_e, col_inv : (M, N)
+        Conductances (S) and the chain factors of :func:`factor_lines`.
+    w_col, g_first, g_last : float
+        Column segment conductance, source-to-r(i,0) and c(M-1,j)-to-ground
+        conductances (S).
+    v_row : (B, M)
+        Row source voltages (V). v_col : (B, N) voltages of the column ports (V),
+        applied behind r_sense (0 for the normal read).
+    row_v : (B, M, N) if ``store_rows`` else (1, M, N); col_v likewise with
+        ``store_cols``
+        Node voltages out (V); an array of length 1 is scratch.
+    i_col : (B, N), i_row : (B, M)
+        Sum of cell currents G (x_r - x_c) over each column / each row (A).
+    iterations, residual, status : (B,)
+        Per vector: CG iterations, relative Schur residual reached, 1 converged /
+        0 iteration cap / 2 breakdown or non-finite values.
+    work : (4, M, N)
+        Scratch.
+    """
+    cdef Py_ssize_t m = G.shape[0]
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t nb = v_row.shape[0]
+    cdef Py_ssize_t b, i, j, k, slot
+    cdef Py_ssize_t it = 0
+    cdef double res = 0.0, cur
+    cdef double* buf
+    cdef double* acc
+    cdef double* xr
+    cdef double* xc
+    cdef const double* g = &G[0, 0]
+    with nogil:
+        buf = <double*> calloc(5 * n, sizeof(double))
+        if buf == NULL:
+            with gil:
+                raise MemoryError("cannot allocate row buffers")
+        acc = buf + 4 * n
+        for b in range(nb):
+            slot = b if store_rows else 0
+            xr = &row_v[slot, 0, 0]
+            slot = b if store_cols else 0
+            xc = &col_v[slot, 0, 0]
+            status[b] = _solve_one(
+                g, &row_e[0, 0], &row_inv[0, 0], &col_e[0, 0], &col_inv[0, 0],
+                w_col, g_first, g_last, &v_row[b, 0], &v_col[b, 0],
+                xr, xc, &work[0, 0, 0], &work[1, 0, 0], &work[2, 0, 0], &work[3, 0, 0],
+                buf, acc, m, n, rtol, max_iter, &it, &res)
+            iterations[b] = it
+            residual[b] = res
+            for j in range(n):
+                i_col[b, j] = 0.0
+            for i in range(m):
+                k = i * n
+                cur = 0.0
+                for j in range(n):
+                    buf[j] = g[k + j] * (xr[k + j] - xc[k + j])
+                    cur += buf[j]
+                    i_col[b, j] += buf[j]
+                i_row[b, i] = cur
+        free(buf)
+
+
+def rows_from_columns(const double[:, ::1] G, const double[:, ::1] row_e,
+                      const double[:, ::1] row_inv, double g_first,
+                      const double[:, ::1] v_row, const double[:, :, ::1] col_v,
+                      double[:, :, ::1] row_v):
+    """Row voltages ``x_r = A_r^{-1} (b_r + D x_c)`` for B known column voltages.
+
+    v_row : (B, M) volts; col_v, row_v : (B, M, N) volts. GIL released.
+    """
+    cdef Py_ssize_t m = G.shape[0]
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t nb = v_row.shape[0]
+    cdef Py_ssize_t b, i, j, k
+    cdef const double* g = &G[0, 0]
+    cdef double* xr
+    cdef const double* xc
+    with nogil:
+        for b in range(nb):
+            xr = &row_v[b, 0, 0]
+            xc = &col_v[b, 0, 0]
+            for i in range(m):
+                k = i * n
+                for j in range(n):
+                    xr[k + j] = g[k + j] * xc[k + j]
+                xr[k] += g_first * v_row[b, i]
+            for i in range(0, m, 4):
+                _row_block_solve(xr + i * n, &row_e[i, 0], &row_inv[i, 0],
+                                 m - i if m - i < 4 else 4, n)

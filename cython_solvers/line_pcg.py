@@ -1,0 +1,446 @@
+"""Validated wrapper around the compiled line-preconditioned CG kernel (``_line_pcg``).
+
+Everything the kernel trusts is checked here: the crossbar has finite, positive wire
+resistances, every array is C-contiguous float64 of the right shape, tolerances and
+caps are sane. Batches are split into chunks solved by a thread pool (the kernel
+releases the GIL), each chunk with its own scratch memory.
+
+The method (see ``docs/solver.md``): conjugate gradients on the column-node Schur
+complement ``S = A_c - D A_r^{-1} D`` preconditioned by the column chains ``A_c``,
+with every row and column chain factored once (LDL^T) and reused for every
+iteration and every input vector. Memory is O(M·N) per thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..spec import Crossbar
+from ._line_pcg import factor_lines, rows_from_columns, solve_lines
+
+__all__ = [
+    "LineFactors",
+    "LineSolveResult",
+    "default_max_iter",
+    "default_threads",
+    "factor",
+    "row_voltages_from_columns",
+    "solve",
+    "solve_ideal_columns",
+    "solve_ideal_rows",
+]
+
+
+def default_threads() -> int:
+    """Default number of worker threads: ``min(2, os.cpu_count())``."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def default_max_iter(n_rows: int, n_cols: int) -> int:
+    """Default CG iteration cap for an M x N array: ``200 + 20 (M + N)``.
+
+    Iterations grow like the square root of the lines' loss ``r·g·N²`` (see
+    ``docs/solver.md``); a cap proportional to the size leaves room for lossy
+    arrays while still stopping a stalled solve.
+    """
+    return 200 + 20 * (int(n_rows) + int(n_cols))
+
+
+@dataclasses.dataclass(frozen=True)
+class LineFactors:
+    """The factored row and column chains of one crossbar (reusable for any input).
+
+    Attributes
+    ----------
+    conductance : ndarray, shape (M, N)
+        Cell conductances in siemens (C-contiguous float64, read-only).
+    row_e, row_inv, col_e, col_inv : ndarray, shape (M, N)
+        LDL^T factors of the row chains (couplings ``w_row/d``, inverse pivots in
+        ohms) and of the column chains.
+    w_col, g_first, g_last : float
+        ``1/r_col``; ``1/(r_driver + r_row)`` from a row source to r(i, 0);
+        ``1/(r_col + r_sense)`` from c(M-1, j) to the virtual ground; siemens.
+    """
+
+    conductance: np.ndarray
+    row_e: np.ndarray
+    row_inv: np.ndarray
+    col_e: np.ndarray
+    col_inv: np.ndarray
+    w_col: float
+    g_first: float
+    g_last: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(M, N)`` of the factored array."""
+        return self.conductance.shape  # type: ignore[return-value]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the factors, in bytes (5 M·N doubles)."""
+        return 5 * self.conductance.nbytes
+
+
+@dataclasses.dataclass
+class LineSolveResult:
+    """Output of :func:`solve` for a batch of B right-hand sides.
+
+    Attributes
+    ----------
+    row_voltages, column_voltages : ndarray, shape (B, M, N) or None
+        Node voltages in volts (None when not stored).
+    column_currents : ndarray, shape (B, N)
+        Σ_i G[i, j] (V_r − V_c): current from column j into its port, amperes.
+    row_currents : ndarray, shape (B, M)
+        Σ_j G[i, j] (V_r − V_c): current delivered into the array by row i, amperes.
+    iterations : ndarray of int64, shape (B,)
+        CG iterations per vector.
+    residual : ndarray, shape (B,)
+        Relative residual ‖f − S x_c‖ / ‖f‖ reached per vector (dimensionless).
+    status : ndarray of int8, shape (B,)
+        1 converged, 0 stopped at the iteration cap, 2 breakdown (non-finite values).
+    """
+
+    row_voltages: np.ndarray | None
+    column_voltages: np.ndarray | None
+    column_currents: np.ndarray
+    row_currents: np.ndarray
+    iterations: np.ndarray
+    residual: np.ndarray
+    status: np.ndarray
+
+
+def factor(crossbar: Crossbar) -> LineFactors:
+    """Factor the row and column chains of ``crossbar`` (O(M·N) time and memory).
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        A spec with ``r_row > 0`` and ``r_col > 0``.
+
+    Returns
+    -------
+    LineFactors
+
+    Raises
+    ------
+    TypeError
+        If ``crossbar`` is not a :class:`~xbar_circuit.Crossbar`.
+    ValueError
+        If ``r_row`` or ``r_col`` is zero (the structured system cannot express a
+        zero-ohm wire segment) or a derived conductance is not finite.
+    """
+    if not isinstance(crossbar, Crossbar):
+        raise TypeError(f"expected a Crossbar, got {type(crossbar).__name__}")
+    if not crossbar.r_row > 0.0 or not crossbar.r_col > 0.0:
+        raise ValueError(
+            "the line solver needs r_row > 0 and r_col > 0, got "
+            f"r_row={crossbar.r_row!r} ohm, r_col={crossbar.r_col!r} ohm"
+        )
+    w_row = 1.0 / crossbar.r_row
+    w_col = 1.0 / crossbar.r_col
+    g_first = 1.0 / (crossbar.r_row + crossbar.r_driver)
+    g_last = 1.0 / (crossbar.r_col + crossbar.r_sense)
+    for name, value in (("1/r_row", w_row), ("1/r_col", w_col)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} = {value!r} S is not finite (resistance too small)")
+    g = np.ascontiguousarray(crossbar.conductance, dtype=np.float64)
+    m, n = g.shape
+    row_e = np.empty((m, n))
+    row_inv = np.empty((m, n))
+    col_e = np.empty((m, n))
+    col_inv = np.empty((m, n))
+    factor_lines(g, w_row, w_col, g_first, g_last, row_e, row_inv, col_e, col_inv)
+    for array in (row_e, row_inv, col_e, col_inv):
+        if not np.all(np.isfinite(array)):
+            raise ValueError(
+                "the chain factorization produced non-finite values; the wire and cell "
+                "conductances span too many orders of magnitude for float64"
+            )
+        array.setflags(write=False)
+    return LineFactors(g, row_e, row_inv, col_e, col_inv, w_col, g_first, g_last)
+
+
+def _check_factors(factors: LineFactors) -> tuple[int, int]:
+    """Check what the kernel trusts about ``factors``; return ``(M, N)``."""
+    if not isinstance(factors, LineFactors):
+        raise TypeError(f"expected LineFactors, got {type(factors).__name__}")
+    shape = np.shape(factors.conductance)
+    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"factors.conductance must be a non-empty (M, N) array, got {shape}")
+    for name in ("conductance", "row_e", "row_inv", "col_e", "col_inv"):
+        array = getattr(factors, name)
+        if (not isinstance(array, np.ndarray) or array.dtype != np.float64
+                or array.shape != shape or not array.flags.c_contiguous):
+            raise ValueError(
+                f"factors.{name} must be a C-contiguous float64 array of shape {shape}; "
+                "build LineFactors with factor()"
+            )
+    for name in ("w_col", "g_first", "g_last"):
+        value = getattr(factors, name)
+        if not (isinstance(value, float) and math.isfinite(value) and value > 0.0):
+            raise ValueError(f"factors.{name} must be a finite float > 0 S, got {value!r}")
+    return int(shape[0]), int(shape[1])
+
+
+def _as_batch(name: str, value: np.ndarray | None, batch: int | None, width: int) -> np.ndarray:
+    """Return ``value`` as a C-contiguous finite float64 (B, width) array."""
+    if value is None:
+        if batch is None:
+            raise ValueError(f"{name}: the batch size is unknown")
+        return np.zeros((batch, width))
+    array = np.ascontiguousarray(value, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != width:
+        raise ValueError(f"{name} must have shape (B, {width}), got {array.shape}")
+    if batch is not None and array.shape[0] != batch:
+        raise ValueError(f"{name} has {array.shape[0]} vectors, expected {batch}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite")
+    return array
+
+
+def _chunks(batch: int, threads: int) -> list[tuple[int, int]]:
+    """Split ``range(batch)`` into contiguous chunks for ``threads`` workers."""
+    if threads <= 1 or batch <= 1:
+        return [(0, batch)]
+    n_chunks = min(batch, 4 * threads)
+    bounds = np.linspace(0, batch, n_chunks + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _check_options(rtol: float, max_iter: int, threads: int) -> tuple[float, int, int]:
+    rtol = float(rtol)
+    if not (math.isfinite(rtol) and 0.0 < rtol < 1.0):
+        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+    if isinstance(max_iter, bool) or int(max_iter) != max_iter or int(max_iter) < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if isinstance(threads, bool) or int(threads) != threads or int(threads) < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return rtol, int(max_iter), int(threads)
+
+
+def solve(
+    factors: LineFactors,
+    v_row: np.ndarray | None,
+    v_col: np.ndarray | None = None,
+    *,
+    store: bool = True,
+    store_rows: bool | None = None,
+    rtol: float = 1e-12,
+    max_iter: int | None = None,
+    threads: int | None = None,
+) -> LineSolveResult:
+    """Solve the crossbar for a batch of row-source and column-port voltages.
+
+    Parameters
+    ----------
+    factors : LineFactors
+        From :func:`factor`.
+    v_row : array_like, shape (B, M), or None
+        Row source voltages in volts (None: all zero).
+    v_col : array_like, shape (B, N), or None
+        Voltages applied at the column ports behind ``r_sense``, in volts (None: all
+        zero, the normal read into virtual grounds). Used for reciprocity solves.
+    store : bool
+        Return node voltages (B·M·N doubles each) or only port currents.
+    store_rows : bool, optional
+        With ``store``, whether to return the row voltages too (default: yes);
+        ``False`` returns only the column voltages.
+    rtol : float
+        Relative tolerance on the Schur-complement residual, in (0, 1).
+    max_iter : int, optional
+        Iteration cap per vector (default :func:`default_max_iter`).
+    threads : int, optional
+        Worker threads over the batch (default :func:`default_threads`).
+
+    Returns
+    -------
+    LineSolveResult
+        The caller decides what to do with vectors whose ``status`` is not 1.
+    """
+    m, n = _check_factors(factors)
+    if v_row is None and v_col is None:
+        raise ValueError("give v_row, v_col or both")
+    v_row_arr = _as_batch("v_row", v_row, None, m) if v_row is not None else None
+    batch = v_row_arr.shape[0] if v_row_arr is not None else None
+    v_col_arr = _as_batch("v_col", v_col, batch, n)
+    batch = v_col_arr.shape[0]
+    if v_row_arr is None:
+        v_row_arr = np.zeros((batch, m))
+    if batch < 1:
+        raise ValueError("empty batch")
+    rtol, max_iter, threads = _check_options(
+        rtol,
+        default_max_iter(m, n) if max_iter is None else max_iter,
+        default_threads() if threads is None else threads,
+    )
+    keep_rows = bool(store) and (store_rows is None or bool(store_rows))
+    keep_cols = bool(store)
+    row_v = np.empty((batch, m, n)) if keep_rows else None
+    col_v = np.empty((batch, m, n)) if keep_cols else None
+    i_col = np.empty((batch, n))
+    i_row = np.empty((batch, m))
+    iterations = np.zeros(batch, dtype=np.int64)
+    residual = np.zeros(batch)
+    status = np.zeros(batch, dtype=np.int8)
+
+    def run(lo: int, hi: int) -> None:
+        work = np.empty((4, m, n))
+        out_r = row_v[lo:hi] if row_v is not None else np.empty((1, m, n))
+        out_c = col_v[lo:hi] if col_v is not None else np.empty((1, m, n))
+        solve_lines(
+            factors.conductance, factors.row_e, factors.row_inv, factors.col_e,
+            factors.col_inv, factors.w_col, factors.g_first, factors.g_last,
+            v_row_arr[lo:hi], v_col_arr[lo:hi], out_r, out_c, keep_rows, keep_cols,
+            i_col[lo:hi], i_row[lo:hi], iterations[lo:hi], residual[lo:hi], status[lo:hi],
+            rtol, max_iter, work,
+        )
+
+    chunks = _chunks(batch, threads)
+    if len(chunks) == 1:
+        run(*chunks[0])
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for future in [pool.submit(run, lo, hi) for lo, hi in chunks]:
+                future.result()
+    return LineSolveResult(row_v, col_v, i_col, i_row, iterations, residual, status)
+
+
+def row_voltages_from_columns(
+    factors: LineFactors, v_row: np.ndarray, column_voltages: np.ndarray,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Row node voltages ``x_r = A_r^{-1} (b_r + D x_c)`` from known column voltages.
+
+    Parameters
+    ----------
+    factors : LineFactors
+    v_row : array_like, shape (B, M)
+        Row source voltages in volts.
+    column_voltages : array_like, shape (B, M, N)
+        Column node voltages in volts.
+    threads : int, optional
+        Worker threads (default :func:`default_threads`).
+
+    Returns
+    -------
+    ndarray, shape (B, M, N)
+        Row node voltages in volts.
+    """
+    m, n = _check_factors(factors)
+    v = _as_batch("v_row", v_row, None, m)
+    xc = np.ascontiguousarray(column_voltages, dtype=np.float64)
+    if xc.shape != (v.shape[0], m, n):
+        raise ValueError(f"column_voltages must have shape {(v.shape[0], m, n)}, got {xc.shape}")
+    _, _, threads = _check_options(0.5, 1, default_threads() if threads is None else threads)
+    out = np.empty_like(xc)
+
+    def run(lo: int, hi: int) -> None:
+        rows_from_columns(factors.conductance, factors.row_e, factors.row_inv,
+                          factors.g_first, v[lo:hi], xc[lo:hi], out[lo:hi])
+
+    chunks = _chunks(v.shape[0], threads)
+    if len(chunks) == 1:
+        run(*chunks[0])
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for future in [pool.submit(run, lo, hi) for lo, hi in chunks]:
+                future.result()
+    return out
+
+
+def _raw_factors(g: np.ndarray, w_row: float, w_col: float, g_first: float,
+                 g_last: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    m, n = g.shape
+    out = tuple(np.empty((m, n)) for _ in range(4))
+    factor_lines(g, w_row, w_col, g_first, g_last, *out)
+    return out  # type: ignore[return-value]
+
+
+def solve_ideal_rows(crossbar: Crossbar, v_in: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Exact solution when every row is an ideal equipotential (``r_row = r_driver = 0``).
+
+    Each row node sits at its source voltage, so only the N column chains remain:
+    ``A_c x_c = D v``, one direct tridiagonal sweep (no iteration).
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        With ``r_row == r_driver == 0`` and ``r_col > 0``.
+    v_in : array_like, shape (B, M)
+        Row source voltages in volts.
+
+    Returns
+    -------
+    row_voltages, column_voltages : ndarray, shape (B, M, N)
+        Volts.
+    column_currents : ndarray, shape (B, N)
+        Amperes, the sum of the column's cell currents.
+    """
+    if not isinstance(crossbar, Crossbar):
+        raise TypeError(f"expected a Crossbar, got {type(crossbar).__name__}")
+    if crossbar.r_row != 0.0 or crossbar.r_driver != 0.0 or not crossbar.r_col > 0.0:
+        raise ValueError("solve_ideal_rows needs r_row == r_driver == 0 and r_col > 0")
+    g = np.ascontiguousarray(crossbar.conductance, dtype=np.float64)
+    m, n = g.shape
+    v = _as_batch("v_in", v_in, None, m)
+    w_col = 1.0 / crossbar.r_col
+    if not math.isfinite(w_col):
+        raise ValueError(f"1/r_col = {w_col!r} S is not finite (resistance too small)")
+    _, _, col_e, col_inv = _raw_factors(g, 1.0, w_col, 1.0,
+                                        1.0 / (crossbar.r_col + crossbar.r_sense))
+    row_v = np.ascontiguousarray(np.broadcast_to(v[:, :, None], (v.shape[0], m, n)))
+    z = g * row_v                                    # right-hand side D v, amperes
+    for i in range(m - 2, -1, -1):                   # forward sweep from the bottom
+        z[:, i] += col_e[i + 1] * z[:, i + 1]
+    z[:, 0] *= col_inv[0]
+    for i in range(1, m):                            # backward sweep from the top
+        z[:, i] = z[:, i] * col_inv[i] + col_e[i] * z[:, i - 1]
+    col_i = np.einsum("ij,bij->bj", g, row_v - z)
+    return row_v, z, col_i
+
+
+def solve_ideal_columns(crossbar: Crossbar, v_in: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Exact solution when every column is an ideal virtual ground (``r_col = r_sense = 0``).
+
+    Each column node sits at 0 V, so only the M row chains remain:
+    ``A_r x_r = b_r``, one direct tridiagonal sweep (no iteration).
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        With ``r_col == r_sense == 0`` and ``r_row > 0``.
+    v_in : array_like, shape (B, M)
+        Row source voltages in volts.
+
+    Returns
+    -------
+    row_voltages, column_voltages : ndarray, shape (B, M, N)
+        Volts (the column voltages are zero).
+    column_currents : ndarray, shape (B, N)
+        Amperes, the sum of the column's cell currents.
+    """
+    if not isinstance(crossbar, Crossbar):
+        raise TypeError(f"expected a Crossbar, got {type(crossbar).__name__}")
+    if crossbar.r_col != 0.0 or crossbar.r_sense != 0.0 or not crossbar.r_row > 0.0:
+        raise ValueError("solve_ideal_columns needs r_col == r_sense == 0 and r_row > 0")
+    g = np.ascontiguousarray(crossbar.conductance, dtype=np.float64)
+    m, n = g.shape
+    v = _as_batch("v_in", v_in, None, m)
+    w_row = 1.0 / crossbar.r_row
+    if not math.isfinite(w_row):
+        raise ValueError(f"1/r_row = {w_row!r} S is not finite (resistance too small)")
+    g_first = 1.0 / (crossbar.r_row + crossbar.r_driver)
+    row_e, row_inv, _, _ = _raw_factors(g, w_row, 1.0, g_first, 1.0)
+    col_v = np.zeros((v.shape[0], m, n))
+    row_v = np.empty_like(col_v)
+    rows_from_columns(g, row_e, row_inv, g_first, v, col_v, row_v)
+    col_i = np.einsum("ij,bij->bj", g, row_v)
+    return row_v, col_v, col_i
