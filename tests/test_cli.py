@@ -110,6 +110,17 @@ def test_validate_quick_corpus_passes() -> None:
     assert "FAIL" not in result.output
 
 
+def test_preset_sets_wires_and_conductances(tmp_path) -> None:
+    saved = tmp_path / "preset.json"
+    result = CliRunner().invoke(main, ["solve", "--random", "4x6", "--preset", "aihwkit_ir_drop",
+                                       "--save-spec", str(saved), "--backend", "reference"])
+    assert result.exit_code == 0, result.output
+    xbar = Crossbar.load(saved)
+    assert xbar.r_row == 0.35 and xbar.conductance.max() <= 5e-6
+    bad = CliRunner().invoke(main, ["solve", "--random", "4x6", "--preset", "nope"])
+    assert bad.exit_code == 1 and "unknown preset" in bad.output
+
+
 def test_info_lists_backends() -> None:
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0

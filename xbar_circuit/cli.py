@@ -59,12 +59,19 @@ def _load_inputs(v_in: str, n_rows: int) -> np.ndarray:
 
 def _build_spec(spec_path: str | None, random_size: str | None, seed: int, r_row: float,
                 r_col: float, r_driver: float, r_sense: float, g_min: float, g_max: float,
-                density: float | None) -> Crossbar:
+                density: float | None, preset: str | None = None) -> Crossbar:
     if (spec_path is None) == (random_size is None):
         raise click.UsageError("give either a SPEC file or --random MxN (exactly one of them)")
     if spec_path is not None:
+        if preset is not None:
+            raise click.UsageError("--preset applies to --random arrays, not to a SPEC file")
         return Crossbar.load(spec_path)
     rows, cols = _parse_size(random_size)  # type: ignore[arg-type]
+    if preset is not None:
+        from .presets import get_preset
+
+        chosen = get_preset(preset)
+        return chosen.crossbar(rows, cols, density=density, seed=seed)
     return Crossbar.random(rows, cols, r_row=r_row, r_col=r_col, r_driver=r_driver,
                            r_sense=r_sense, g_min=g_min, g_max=g_max, density=density, seed=seed)
 
@@ -92,6 +99,10 @@ def _spec_options(func):
                           "(else uniform in [g-min, g-max])."),
         click.option("--v-in", default="0.2", show_default=True,
                      help="Input volts on every row, or a .npy/.json/.txt file of M values."),
+        click.option("--preset", default=None, metavar="NAME",
+                     help="With --random: wires and ON/OFF conductances of a cited preset "
+                          "(aihwkit_ir_drop, neurosim_rram_40nm, rram_10k_ratio10); "
+                          "overrides --r-*/--g-*."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -143,13 +154,13 @@ def main() -> None:
 @click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
               help="Also write the (generated) spec as JSON.")
 def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max, density,
-            v_in, output, save_spec) -> None:
+            v_in, preset, output, save_spec) -> None:
     """Write the SPICE deck of a crossbar spec (JSON) for one input vector."""
     from .netlists import write_deck
 
     try:
         xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
-                           g_max, density)
+                           g_max, density, preset)
         volts = _load_inputs(v_in, xbar.n_rows)
         deck = write_deck(xbar, volts)
     except XbarError as exc:
@@ -181,11 +192,12 @@ def _format_currents(currents: np.ndarray) -> str:
 @click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
               help="Also write the (generated) spec as JSON.")
 def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max,
-                  density, v_in, backend, compare, rtol, timeout, as_json, save_spec) -> None:
+                  density, v_in, preset, backend, compare, rtol, timeout, as_json,
+                  save_spec) -> None:
     """Solve a crossbar and print its column currents and nonideality factor (NF)."""
     try:
         xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
-                           g_max, density)
+                           g_max, density, preset)
         volts = _load_inputs(v_in, xbar.n_rows)
         if save_spec:
             xbar.save(save_spec)
