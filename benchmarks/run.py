@@ -15,7 +15,11 @@ Everything is timed in one run on the same machine:
    for all 1024 right-hand sides, and the ideal product ``V @ G``;
 3. peak memory (``VmHWM``) of 1024x1024 and 2048x2048 solves, each in a fresh
    subprocess;
-4. CG iterations against size and line loss ``r·g``.
+4. CG iterations against size and line loss ``r·g``;
+5. nonlinear cells (sinh RRAM, 1T1R): the Newton solver of ``"nodal"`` against the
+   ``"reference"`` Newton (SciPy SuperLU per iteration) and ngspice on the same
+   netlist (128x128 sinh: target >= 20x faster than ngspice). ``--quick`` skips the
+   ngspice runs above 32x32.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ R_SENSE = 10.0      # ohm
 G_MIN, G_MAX = 1e-6, 1e-4   # siemens, uniform random cells
 V_MAX = 0.2         # volt, uniform random inputs in [0, V_MAX]
 NGSPICE_LIMIT = 120.0       # seconds
+NONLINEAR_NGSPICE_LIMIT = 1800.0   # seconds, one nonlinear 128x128 .op
+SINH_K = 3.0        # 1/V, nonlinearity of the sinh benchmark cells
+V_MAX_NONLINEAR = 0.3   # volt: inputs uniform in [0, 0.3] V, where sinh(k v)/k is 15 % above g v
 
 
 def log(message: str) -> None:
@@ -385,12 +392,81 @@ def convergence_section(sizes: list[int], losses: list[float]) -> list[str]:
     return [*lines, ""]
 
 
+def nonlinear_section(sizes: list[int], ngspice_sizes: list[int]) -> list[str]:
+    """Newton on nonlinear cells: nodal vs reference vs ngspice (same netlist)."""
+    from xbar_circuit.devices import AccessTransistor, OneT1R, Sinh
+
+    ok, why = ngspice_available()
+    lines = [
+        "## Nonlinear cells (Newton-Raphson)",
+        "",
+        f"Cells `Sinh(k={SINH_K:g})` (i = g·sinh(k·v)/k) and 1T1R (`OneT1R(AccessTransistor"
+        "(v_th=0.4, k_n=1e-3), Linear(), v_gate=1.2)`), same wires and periphery as above, "
+        f"inputs uniform in [0, {V_MAX_NONLINEAR:g}] V. `nodal` = compiled Newton (each "
+        "step by line-preconditioned CG); `reference` = SciPy Newton with one SuperLU "
+        "factorization per iteration; `ngspice` = the same netlist (B-sources / level-1 "
+        "MOSFETs, tight `.options`: see docs/models.md) through `backend=\"ngspice\"`. "
+        "Times are medians; ratio = peer / nodal; errors are max relative column-current "
+        "differences to nodal.",
+        "",
+        "| device | size | nodal | Newton its | CG its (total) | reference | ref / nodal "
+        "| ngspice | ngspice / nodal | max rel. diff. ngspice |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    devices = [("sinh", Sinh(SINH_K)),
+               ("1t1r", OneT1R(AccessTransistor(0.4, 1e-3), v_gate=1.2))]
+    for label, device in devices:
+        for n in sizes:
+            xbar = crossbar(n).replace(device=device)
+            v = np.random.default_rng(1).uniform(0.0, V_MAX_NONLINEAR, n)
+            log(f"nonlinear {label} {n}x{n}: nodal")
+            solve(xbar, v)
+            t_nodal, sol = median_time(lambda xbar=xbar, v=v: solve(xbar, v), 5)
+            t_ref: float | None = None
+            if n <= 256:
+                log(f"nonlinear {label} {n}x{n}: reference")
+                t_ref, _ = median_time(
+                    lambda xbar=xbar, v=v: solve(xbar, v, backend="reference"), 3 if n < 256 else 1)
+            ng_cell, ratio, diff = "not run", "", ""
+            if label == "sinh" and n in ngspice_sizes and ok:
+                log(f"nonlinear {label} {n}x{n}: ngspice (limit {NONLINEAR_NGSPICE_LIMIT:.0f} s)")
+                start = time.perf_counter()
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        ng = solve(xbar, v, backend="ngspice", timeout=NONLINEAR_NGSPICE_LIMIT)
+                    t_ng = time.perf_counter() - start
+                    ng_cell = fmt_s(t_ng)
+                    ratio = f"{t_ng / t_nodal:.0f}x"
+                    err = np.abs(ng.column_currents - sol.column_currents).max() \
+                        / np.abs(ng.column_currents).max()
+                    diff = f"{err:.1e}"
+                except Exception as exc:
+                    ng_cell = f"failed ({type(exc).__name__})"
+            elif label == "sinh" and n in ngspice_sizes:
+                ng_cell = "skipped"
+            lines.append(
+                f"| {label} | {n}x{n} | {fmt_s(t_nodal)} | {sol.info['newton_iterations']} | "
+                f"{sol.info['iterations']} | {fmt_s(t_ref)} | "
+                f"{'' if t_ref is None else f'{t_ref / t_nodal:.0f}x'} | {ng_cell} | {ratio} "
+                f"| {diff} |")
+    lines.append("")
+    if not ok:
+        lines.append(f"- ngspice skipped: {why}.")
+    lines.append("- ngspice runs only for the sinh arrays of the sizes marked (Debian's "
+                 "ngspice 39 without KLU refactors the full matrix at every Newton "
+                 "iteration; larger arrays take far longer).")
+    return [*lines, ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small sizes only (smoke test, writes to --output)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
                         help="Markdown file to write (default docs/benchmarks.md)")
+    parser.add_argument("--only-nonlinear", action="store_true",
+                        help="run only the nonlinear (Newton) section")
     args = parser.parse_args(argv)
     exe = Path(sys.executable)
     try:
@@ -418,16 +494,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         sizes, ng_sizes, mem_sizes, conv_sizes = [64, 128], [64], [256], [64, 128]
         batch_n, batch, sp_calls = 64, 256, 3
+        nl_sizes, nl_ng_sizes = [32, 64, 128], [32]
     else:
         sizes, ng_sizes, mem_sizes, conv_sizes = [64, 128, 256, 512, 1024], [64, 128], \
             [1024, 2048], [64, 256, 1024]
         batch_n, batch, sp_calls = 256, 1024, 5
-    sections = [
-        lambda: single_solves(sizes, ng_sizes),
-        lambda: batch_section(batch_n, batch, sp_calls),
-        lambda: memory_section(mem_sizes),
-        lambda: convergence_section(conv_sizes, [1e-6, 1e-4, 1e-3, 1e-2]),
-    ]
+        nl_sizes, nl_ng_sizes = [32, 64, 128, 256, 1024], [32, 64, 128]
+    if args.only_nonlinear:
+        sections = [lambda: nonlinear_section(nl_sizes, nl_ng_sizes)]
+    else:
+        sections = [
+            lambda: single_solves(sizes, ng_sizes),
+            lambda: batch_section(batch_n, batch, sp_calls),
+            lambda: memory_section(mem_sizes),
+            lambda: convergence_section(conv_sizes, [1e-6, 1e-4, 1e-3, 1e-2]),
+            lambda: nonlinear_section(nl_sizes, nl_ng_sizes),
+        ]
     for section in sections:
         try:
             doc += section()

@@ -139,6 +139,11 @@ def factor(crossbar: Crossbar) -> LineFactors:
     """
     if not isinstance(crossbar, Crossbar):
         raise TypeError(f"expected a Crossbar, got {type(crossbar).__name__}")
+    if not crossbar.is_default_topology:
+        raise ValueError(
+            "line_pcg.factor handles only the default circuit (linear cells, left drivers, "
+            "bottom ideal TIAs, scalar wires); variants are solved by "
+            "xbar_circuit.cython_solvers.newton (backend 'nodal' routes them there)")
     if not crossbar.r_row > 0.0 or not crossbar.r_col > 0.0:
         raise ValueError(
             "the line solver needs r_row > 0 and r_col > 0, got "

@@ -16,6 +16,13 @@ Node names (ngspice lower-cases everything):
 ``vg_j``      virtual ground of column ``j``'s transimpedance amplifier
 ============  =====================================================================
 
+Variant decks (any non-default option of the spec; docs/models.md) add ``drvr_i``
+(right driver output), ``tin_j`` / ``out_j`` (finite-gain TIA input after the ammeter /
+op-amp output), ``ld_j`` (sense-load node), ``x_cell_i_j`` (internal node of a 1S1R or
+1T1R cell) and ``g_cell_i_j`` (access-transistor gate); cells are written by the
+device model (``Rcell``/``Bcell``/``Bsel_cell``/``Mcell``...), the op-amp as
+``Eopa_j`` with ``Rf_j``, and nonlinear decks end with :data:`NONLINEAR_OPTIONS`.
+
 Element names: ``Vin_i`` (row source), ``Rdrv_i`` (driver resistance),
 ``Rrow_i_j`` (row segment ending at ``r_i_j``), ``Rcell_i_j`` (the cell, 1/G ohm),
 ``Rcol_i_j`` (column segment leaving ``c_i_j`` downwards), ``Rsns_j`` (sense
@@ -47,6 +54,7 @@ from xbar_circuit.spec import Crossbar
 
 __all__ = [
     "GROUND",
+    "NONLINEAR_OPTIONS",
     "Element",
     "ammeter_name",
     "col_node",
@@ -64,6 +72,10 @@ __all__ = [
 
 GROUND = "0"
 """SPICE's ground node."""
+
+NONLINEAR_OPTIONS = ".options reltol=1e-12 abstol=1e-18 vntol=1e-15 gmin=1e-20 itl1=500"
+"""``.options`` line of nonlinear decks: ngspice's defaults (reltol = 1e-3) would only
+give about 1e-4 agreement; these make its Newton converge to rounding level."""
 
 
 # --------------------------------------------------------------------- node names
@@ -139,9 +151,10 @@ class Element:
 
     Attributes
     ----------
-    kind : {"R", "V"}
-        Resistor (``value`` in ohms) or DC voltage source (``value`` in volts,
-        positive terminal ``node_pos``).
+    kind : {"R", "V", "raw"}
+        Resistor (``value`` in ohms), DC voltage source (``value`` in volts,
+        positive terminal ``node_pos``), or ``"raw"``: ready-made deck line(s) in
+        ``text`` (B-sources, MOSFETs, VCVS op-amps of the variant decks).
     name : str
         Element name without the kind letter, e.g. ``"cell_3_5"`` for ``Rcell_3_5``.
     node_pos, node_neg : str
@@ -155,14 +168,17 @@ class Element:
     node_pos: str
     node_neg: str
     value: float
+    text: str = ""
 
     @property
     def full_name(self) -> str:
         """SPICE element name with its kind letter, e.g. ``"Rcell_3_5"``."""
-        return self.kind + self.name
+        return self.name if self.kind == "raw" else self.kind + self.name
 
     def line(self) -> str:
         """The deck line of this element."""
+        if self.kind == "raw":
+            return self.text
         if self.kind == "V":
             return f"{self.full_name} {self.node_pos} {self.node_neg} DC {format_value(self.value)}"
         return f"{self.full_name} {self.node_pos} {self.node_neg} {format_value(self.value)}"
@@ -199,7 +215,7 @@ def _resistance_note(value: float) -> str:
 
 
 def deck_elements(
-    crossbar: Crossbar, v_in: ArrayLike
+    crossbar: Crossbar, v_in: ArrayLike, v_gate: ArrayLike | None = None
 ) -> list[tuple[str, list[Element]]]:
     """Return the deck's elements for one input vector, in groups with a caption.
 
@@ -209,6 +225,8 @@ def deck_elements(
         The array.
     v_in : array_like, shape (M,)
         Row source voltages in volts.
+    v_gate : float or array_like (M,), optional
+        Gate-line voltages of 1T1R rows, volts (default: the device's ``v_gate``).
 
     Returns
     -------
@@ -217,6 +235,8 @@ def deck_elements(
         cells, column wires, sense resistances, virtual grounds.
     """
     v = _check_vector(crossbar, v_in)
+    if not crossbar.is_default_topology:
+        return _variant_elements(crossbar, v, v_gate)
     m, n = crossbar.shape
     g = crossbar.conductance
     groups: list[tuple[str, list[Element]]] = []
@@ -281,10 +301,141 @@ def deck_elements(
     return groups
 
 
+def _variant_header(crossbar: Crossbar) -> list[str]:
+    lines = [
+        "* VARIANT of the default circuit (spec version 2; topology in docs/models.md):",
+        f"*   device = {crossbar.device!r}",
+        f"*   drivers at the {crossbar.driver_side} end(s) of the rows; sense amplifiers at "
+        f"the {crossbar.sense_side} of the columns",
+    ]
+    if isinstance(crossbar.r_row, np.ndarray) or isinstance(crossbar.r_col, np.ndarray):
+        lines.append("*   per-segment wire resistances (values above are placeholders when "
+                     "arrays: see each Rrow/Rcol)")
+    if crossbar.tia is not None:
+        lines.append(f"*   finite-gain TIA per column: open-loop gain A = "
+                     f"{format_value(crossbar.tia.gain)}, R_f = "
+                     f"{format_value(crossbar.tia.r_feedback)} ohm; output node out_j")
+    if crossbar.sense_load is not None:
+        lines.append(f"*   plain sense resistor to ground: {format_value(crossbar.sense_load)} "
+                     "ohm; sense voltage at node ld_j")
+    return lines
+
+
+def _raw(name: str, text: str) -> Element:
+    return Element("raw", name, "", "", 0.0, text)
+
+
+def _variant_elements(crossbar: Crossbar, v: np.ndarray,
+                      v_gate: ArrayLike | None) -> list[tuple[str, list[Element]]]:
+    """Element groups of a variant topology (docs/models.md), one input vector."""
+    m, n = crossbar.shape
+    g = crossbar.conductance
+    seg_r = crossbar.row_segments()
+    seg_c = crossbar.col_segments()
+    side = crossbar.driver_side
+    gates = crossbar.gate_voltages(v_gate)
+    if side == "both" and crossbar.r_driver == 0.0:
+        loops = np.flatnonzero(np.all(seg_r == 0.0, axis=1))
+        if loops.size:
+            raise SpecError(
+                f"row {int(loops[0])} has drivers on both ends and zero resistance all along "
+                "(r_driver = 0 and every segment 0 ohm): a loop of 0 V sources, which SPICE "
+                "cannot solve; give r_driver > 0 or a non-zero segment")
+    groups: list[tuple[str, list[Element]]] = []
+    groups.append((
+        "row sources V[i] (ideal, volts)",
+        [Element("V", f"in_{i}", source_node(i), GROUND, float(v[i])) for i in range(m)],
+    ))
+    drivers: list[Element] = []
+    if side in ("left", "both"):
+        drivers += [_wire(f"drv_{i}", source_node(i), driver_node(i), crossbar.r_driver)
+                    for i in range(m)]
+    if side in ("right", "both"):
+        drivers += [_wire(f"drvr_{i}", source_node(i), f"drvr_{i}", crossbar.r_driver)
+                    for i in range(m)]
+    groups.append((f"driver output resistance r_driver = {format_value(crossbar.r_driver)} ohm "
+                   f"at the {side} end(s): drv_i (left), drvr_i (right)", drivers))
+    rows: list[Element] = []
+    for i in range(m):
+        if side == "right":
+            for j in range(n):
+                nxt = row_node(i, j + 1) if j + 1 < n else f"drvr_{i}"
+                rows.append(_wire(f"row_{i}_{j}", row_node(i, j), nxt, float(seg_r[i, j])))
+        else:
+            previous = driver_node(i)
+            for j in range(n):
+                rows.append(_wire(f"row_{i}_{j}", previous, row_node(i, j), float(seg_r[i, j])))
+                previous = row_node(i, j)
+            if side == "both":
+                rows.append(_wire(f"row_{i}_{n}", previous, f"drvr_{i}", float(seg_r[i, n])))
+    caption = {"left": "drv_i -> r_i_0 -> ... -> r_i_{N-1}",
+               "right": "r_i_0 -> ... -> r_i_{N-1} -> drvr_i",
+               "both": "drv_i -> r_i_0 -> ... -> r_i_{N-1} -> drvr_i (N+1 segments)"}[side]
+    groups.append((f"row wires: {caption}", rows))
+    cells: list[Element] = []
+    device = crossbar.device
+    for i in range(m):
+        for j in range(n):
+            conductance = float(g[i, j])
+            if conductance == 0.0:
+                continue
+            if not np.isfinite(1.0 / conductance):
+                raise SpecError(f"conductance[{i}, {j}] = {conductance!r} S is too small to "
+                                "write (1/G overflows); use 0 for an open cell")
+            text = device.spice_element(f"cell_{i}_{j}", row_node(i, j), col_node(i, j),
+                                        conductance,
+                                        None if gates is None else float(gates[i]))
+            cells.append(_raw(f"cell_{i}_{j}", text))
+    groups.append((f"cells: {device!r} from r_i_j to c_i_j ({len(cells)} written, "
+                   f"{m * n - len(cells)} open with G = 0 omitted)", cells))
+    cols: list[Element] = []
+    for j in range(n):
+        for i in range(m):
+            if crossbar.sense_side == "bottom":
+                nxt = col_node(i + 1, j) if i + 1 < m else sense_node(j)
+            else:
+                nxt = col_node(i - 1, j) if i > 0 else sense_node(j)
+            cols.append(_wire(f"col_{i}_{j}", col_node(i, j), nxt, float(seg_c[i, j])))
+    arrow = ("c_0_j -> ... -> c_{M-1}_j -> sns_j" if crossbar.sense_side == "bottom"
+             else "c_{M-1}_j -> ... -> c_0_j -> sns_j (sense at the top)")
+    groups.append((f"column wires: {arrow}", cols))
+    groups.append((
+        f"sense resistance r_sense = {format_value(crossbar.r_sense)} ohm, sns_j -> vg_j",
+        [_wire(f"sns_{j}", sense_node(j), vground_node(j), crossbar.r_sense) for j in range(n)],
+    ))
+    port: list[Element] = []
+    if crossbar.tia is not None:
+        gain = format_value(crossbar.tia.gain)
+        r_f = format_value(crossbar.tia.r_feedback)
+        for j in range(n):
+            port.append(Element("V", f"tia_{j}", vground_node(j), f"tin_{j}", 0.0))
+            port.append(Element("R", f"f_{j}", f"tin_{j}", f"out_{j}", crossbar.tia.r_feedback))
+            port.append(_raw(f"Eopa_{j}", f"Eopa_{j} out_{j} 0 0 tin_{j} {gain}"))
+        caption = (f"finite-gain TIAs: ammeter Vtia_j vg_j -> tin_j, op-amp Eopa_j "
+                   f"(V(out_j) = {gain} * (0 - V(tin_j))), feedback Rf_j = {r_f} ohm")
+    elif crossbar.sense_load is not None:
+        for j in range(n):
+            port.append(Element("V", f"tia_{j}", vground_node(j), f"ld_{j}", 0.0))
+            port.append(Element("R", f"load_{j}", f"ld_{j}", GROUND, crossbar.sense_load))
+        caption = "sense loads: ammeter Vtia_j vg_j -> ld_j, Rload_j ld_j -> ground"
+    else:
+        port = [Element("V", f"tia_{j}", vground_node(j), GROUND, 0.0) for j in range(n)]
+        caption = "virtual grounds of the ideal TIAs: 0 V sources vg_j -> ground (ammeters)"
+    groups.append((caption, port))
+    return groups
+
+
 # --------------------------------------------------------------------------- decks
 def _default_title(crossbar: Crossbar) -> str:
     m, n = crossbar.shape
     return f"xbar-circuit crossbar {m}x{n} operating point"
+
+
+def _wire_text(value: float | np.ndarray) -> str:
+    if isinstance(value, np.ndarray):
+        return (f"per-segment array {value.shape[0]}x{value.shape[1]} in "
+                f"[{format_value(value.min())}, {format_value(value.max())}]")
+    return format_value(value)
 
 
 def _header(crossbar: Crossbar, title: str) -> list[str]:
@@ -301,8 +452,8 @@ def _header(crossbar: Crossbar, title: str) -> list[str]:
         title,
         f"* Written by xbar-circuit {__version__} (xbar_circuit.netlists.write_deck).",
         f"* Array: M = {m} rows (word lines) x N = {n} columns (bit lines).",
-        f"* r_row    = {format_value(crossbar.r_row)} ohm per row segment",
-        f"* r_col    = {format_value(crossbar.r_col)} ohm per column segment",
+        f"* r_row    = {_wire_text(crossbar.r_row)} ohm per row segment",
+        f"* r_col    = {_wire_text(crossbar.r_col)} ohm per column segment",
         f"* r_driver = {format_value(crossbar.r_driver)} ohm",
         f"* r_sense  = {format_value(crossbar.r_sense)} ohm",
         f"* G range  = {g_range}; G = 0 is an open cell (omitted)",
@@ -323,7 +474,8 @@ def _body_lines(groups: Sequence[tuple[str, list[Element]]]) -> list[str]:
     return lines
 
 
-def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None) -> str:
+def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None,
+               v_gate: ArrayLike | None = None) -> str:
     """Write the SPICE deck (``.op`` analysis) of ``crossbar`` for one input vector.
 
     Parameters
@@ -334,11 +486,16 @@ def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None)
         Row source voltages in volts.
     title : str, optional
         First line of the deck (SPICE's title line); one line of text.
+    v_gate : float or array_like (M,), optional
+        Gate-line voltages of 1T1R rows, volts.
 
     Returns
     -------
     str
-        The deck, newline-terminated, ending with ``.op`` and ``.end``.
+        The deck, newline-terminated, ending with ``.op`` and ``.end``. Decks of
+        today's default circuit are unchanged; variant decks add their topology to
+        the header, the device's ``.model`` cards and, for nonlinear cells, tight
+        ``.options`` (:data:`NONLINEAR_OPTIONS`).
 
     Raises
     ------
@@ -360,7 +517,16 @@ def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None)
     if "\n" in title or "\r" in title:
         raise InputError("the deck title must be a single line of text")
     lines = _header(crossbar, title)
-    lines.extend(_body_lines(deck_elements(crossbar, v_in)))
+    if not crossbar.is_default_topology:
+        lines.extend(_variant_header(crossbar))
+    lines.extend(_body_lines(deck_elements(crossbar, v_in, v_gate)))
+    if not crossbar.is_default_topology:
+        models = crossbar.device.spice_models()
+        if models:
+            lines.extend(["", "* --- device models", *models])
+        if not crossbar.is_linear:
+            lines.extend(["", "* --- tight tolerances: results are compared at 1e-6 relative",
+                          NONLINEAR_OPTIONS])
     lines.extend(["", ".op", ".end", ""])
     return "\n".join(lines)
 

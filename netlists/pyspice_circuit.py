@@ -40,6 +40,10 @@ def to_pyspice_circuit(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None
     ImportError
         If PySpice is not installed.
     """
+    if not crossbar.is_default_topology:
+        raise NotImplementedError(
+            "to_pyspice_circuit builds only today's default circuit; write variant decks "
+            "(device models, TIA, driver/sense sides, per-segment wires) with write_deck")
     from PySpice.Spice.Netlist import Circuit
 
     m, n = crossbar.shape

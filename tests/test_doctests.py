@@ -21,6 +21,10 @@ MODULES = [
     "xbar_circuit.backends.ngspice",
     "xbar_circuit.validation.checks",
     "xbar_circuit.effective",
+    "xbar_circuit.devices",
+    "xbar_circuit.periphery",
+    "xbar_circuit.variability",
+    "xbar_circuit.presets",
     "xbar_circuit.cython_solvers.line_pcg",
 ]
 

@@ -12,8 +12,30 @@ import dataclasses
 import numpy as np
 
 from xbar_circuit import Crossbar
+from xbar_circuit.devices import AccessTransistor, Device, Linear, OneS1R, OneT1R, Selector, Sinh
+from xbar_circuit.periphery import TIA
 
-__all__ = ["Case", "CASES", "QUICK_CASES", "case_by_name"]
+__all__ = ["Case", "CASES", "QUICK_CASES", "MODELS", "PERIPHERY", "case_by_name"]
+
+MODELS: dict[str, Device] = {
+    "linear": Linear(),
+    "sinh": Sinh(k=3.0),
+    "1s1r": OneS1R(Selector(i_0=1e-5, v_0=0.08), Sinh(k=2.0)),
+    "1t1r": OneT1R(AccessTransistor(v_th=0.4, k_n=5e-4), Linear(), v_gate=1.0),
+}
+"""Device model of a case by name (docs/models.md)."""
+
+PERIPHERY: dict[str, dict] = {
+    "default": {},
+    "tia": {"tia": TIA(gain=1e3, r_feedback=2e4)},
+    "sense_load": {"sense_load": 1e3},
+    "sense_top": {"sense_side": "top"},
+    "driver_right": {"driver_side": "right"},
+    "driver_both": {"driver_side": "both"},
+    "segments": {},  # per-segment wire arrays, drawn from the case's seed
+    "all": {"driver_side": "both", "sense_side": "top", "tia": TIA(gain=1e4, r_feedback=1e4)},
+}
+"""Topology / periphery options of a case by name (docs/models.md)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +59,10 @@ class Case:
     seed : int
         Seed of the conductances and inputs.
     model : str
-        Device model (``"linear"``; more as device models land).
+        Device model, a key of :data:`MODELS`.
+    periphery : str
+        Topology and periphery options, a key of :data:`PERIPHERY` (``"segments"``:
+        per-segment wires uniform in [0.5, 1.5] x ``r_row`` / ``r_col``).
     """
 
     name: str
@@ -54,6 +79,7 @@ class Case:
     g_min: float = 1e-6
     g_max: float = 1e-4
     density: float = 0.5
+    periphery: str = "default"
 
     @property
     def size(self) -> str:
@@ -72,8 +98,18 @@ class Case:
             g = np.where(rng.random(shape) < 0.05, self.g_max, 0.0)
         else:
             raise ValueError(f"unknown pattern {self.pattern!r}")
-        return Crossbar(g, r_row=self.r_row, r_col=self.r_col, r_driver=self.r_driver,
-                        r_sense=self.r_sense)
+        if self.model == "linear" and self.periphery == "default":
+            return Crossbar(g, r_row=self.r_row, r_col=self.r_col, r_driver=self.r_driver,
+                            r_sense=self.r_sense)
+        options = dict(PERIPHERY[self.periphery])
+        r_row: float | np.ndarray = self.r_row
+        r_col: float | np.ndarray = self.r_col
+        if self.periphery == "segments":
+            seg = np.random.default_rng(self.seed + 20_000)
+            r_row = self.r_row * seg.uniform(0.5, 1.5, shape)
+            r_col = self.r_col * seg.uniform(0.5, 1.5, shape)
+        return Crossbar(g, r_row=r_row, r_col=r_col, r_driver=self.r_driver,
+                        r_sense=self.r_sense, device=MODELS[self.model], **options)
 
     def v_in(self) -> np.ndarray:
         """The case's input vector in volts (deterministic)."""
@@ -114,6 +150,33 @@ def _cases() -> list[Case]:
              g_min=1e-5, g_max=1e-3),
         Case("c19_8x8_zero_row_wire", 8, 8, "random", 0.0, 1.0, 10.0, 5.0, seed=19),
         Case("c20_8x8_zero_col_wire", 8, 8, "random", 1.0, 0.0, 5.0, 10.0, seed=20),
+        # Periphery and topology variants (linear cells).
+        Case("v01_16x16_tia", 16, 16, "random", 1.0, 1.0, 5.0, 5.0, seed=21, periphery="tia"),
+        Case("v02_16x16_sense_load", 16, 16, "random", 1.0, 1.0, 5.0, 0.0, seed=22,
+             periphery="sense_load"),
+        Case("v03_16x12_sense_top", 16, 12, "random", 2.0, 1.0, 10.0, 5.0, seed=23,
+             periphery="sense_top"),
+        Case("v04_12x16_driver_right", 12, 16, "random", 1.0, 2.0, 10.0, 5.0, seed=24,
+             periphery="driver_right"),
+        Case("v05_16x16_driver_both", 16, 16, "binary", 2.0, 2.0, 10.0, 10.0, seed=25,
+             periphery="driver_both"),
+        Case("v06_16x16_segments", 16, 16, "random", 1.0, 1.0, 5.0, 5.0, seed=26,
+             periphery="segments"),
+        Case("v07_32x32_all", 32, 32, "random", 1.0, 1.0, 10.0, 10.0, seed=27,
+             periphery="all"),
+        # Nonlinear cells.
+        Case("n01_16x16_sinh", 16, 16, "random", 1.0, 1.0, 5.0, 5.0, inputs="signed",
+             seed=31, model="sinh"),
+        Case("n02_32x32_sinh", 32, 32, "random", 2.0, 2.0, 10.0, 10.0, seed=32,
+             model="sinh"),
+        Case("n03_16x16_1s1r", 16, 16, "random", 1.0, 1.0, 5.0, 5.0, inputs="signed",
+             seed=33, model="1s1r"),
+        Case("n04_16x16_1t1r", 16, 16, "random", 1.0, 1.0, 5.0, 5.0, seed=34,
+             model="1t1r"),
+        Case("n05_16x16_sinh_all", 16, 16, "random", 1.0, 1.0, 10.0, 10.0, seed=35,
+             model="sinh", periphery="all"),
+        Case("n06_16x16_1t1r_segments", 16, 16, "binary", 1.0, 1.0, 5.0, 5.0, seed=36,
+             model="1t1r", periphery="segments"),
     ]
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), "case names must be unique"

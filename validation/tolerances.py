@@ -21,7 +21,8 @@ class Tolerance:
     quantity : str
         What is compared (``column_currents``, ``node_voltages``...).
     model : str
-        Device model family the tolerance applies to (``linear`` for now).
+        Device model family the tolerance applies to (``linear``, ``sinh``, ``1s1r``,
+        ``1t1r``; see :data:`validation.cases.MODELS`).
     value : float
         Largest accepted error (relative, or volts for node voltages).
     kind : str
@@ -67,6 +68,22 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
             "Power delivered by the sources equals power dissipated (Tellegen); only "
             "rounding separates them.",
         ),
+        *(Tolerance(
+            "column_currents", model, 1e-6, "relative",
+            "Nonlinear cells: both sides iterate Newton to convergence; ngspice runs with "
+            "tight .options (reltol 1e-12, abstol 1e-18 A, vntol 1e-15 V) and agrees to "
+            "about 1e-11 (observed); 1e-6 is the agreement the issue asks for.",
+        ) for model in ("sinh", "1s1r", "1t1r")),
+        *(Tolerance(
+            "node_voltages", model, 1e-6, "absolute [V]",
+            "Nonlinear cells: Newton-converged node voltages; observed ~1e-12 V.",
+        ) for model in ("sinh", "1s1r", "1t1r")),
+        *(Tolerance(
+            "port_voltages", model, tol, "relative",
+            "TIA output / sense-load voltages, relative to the case's largest; they are "
+            "the column currents times a constant, so they inherit that tolerance.",
+        ) for model, tol in (("linear", 1e-9), ("sinh", 1e-6), ("1s1r", 1e-6),
+                             ("1t1r", 1e-6))),
         Tolerance(
             "ideal", "linear", 1e-14, "relative",
             "With every parasitic resistance zero the output is V·G; a summation-order "

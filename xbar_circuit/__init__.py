@@ -10,6 +10,17 @@ from __future__ import annotations
 from ._version import __version__
 from .api import solve, validate_inputs
 from .backends import BACKENDS, DEFAULT_BACKEND
+from .devices import (
+    DEVICES,
+    AccessTransistor,
+    Device,
+    Linear,
+    OneS1R,
+    OneT1R,
+    Selector,
+    Sinh,
+    device_from_dict,
+)
 from .effective import effective_conductance
 from .errors import (
     BackendError,
@@ -21,8 +32,9 @@ from .errors import (
     SpecError,
     XbarError,
 )
+from .periphery import DRIVER_SIDES, SENSE_SIDES, TIA
 from .solution import METRICS, CrossbarSolution
-from .spec import Crossbar
+from .spec import JSON_VERSIONS, Crossbar
 
 
 def __getattr__(name: str):
@@ -37,6 +49,19 @@ __all__ = [
     "__version__",
     "Crossbar",
     "CrossbarSolution",
+    "Device",
+    "Linear",
+    "Sinh",
+    "Selector",
+    "AccessTransistor",
+    "OneS1R",
+    "OneT1R",
+    "DEVICES",
+    "device_from_dict",
+    "TIA",
+    "DRIVER_SIDES",
+    "SENSE_SIDES",
+    "JSON_VERSIONS",
     "solve",
     "effective_conductance",
     "validate_inputs",

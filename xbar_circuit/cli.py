@@ -174,6 +174,13 @@ def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_m
         click.echo(deck, nl=False)
 
 
+def _ohms(value: float | np.ndarray) -> str:
+    """A scalar wire resistance, or the range of a per-segment array."""
+    if np.ndim(value) == 0:
+        return f"{float(value):g} ohm"
+    return f"[{np.min(value):g}, {np.max(value):g}] ohm per segment"
+
+
 def _format_currents(currents: np.ndarray) -> str:
     with np.printoptions(precision=6, threshold=64, edgeitems=4, linewidth=96):
         return np.array2string(np.asarray(currents), separator=", ")
@@ -214,7 +221,8 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
         raise click.ClickException(str(exc)) from None
 
     m, n = xbar.shape
-    report: dict = {"shape": [m, n], "r_row": xbar.r_row, "r_col": xbar.r_col,
+    report: dict = {"shape": [m, n], "r_row": np.asarray(xbar.r_row).tolist(),
+                    "r_col": np.asarray(xbar.r_col).tolist(),
                     "r_driver": xbar.r_driver, "r_sense": xbar.r_sense, "backends": {}}
     for name, (sol, seconds) in results.items():
         report["backends"][name] = {
@@ -238,7 +246,7 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:
-        click.echo(f"crossbar {m}x{n}: r_row={xbar.r_row:g} ohm, r_col={xbar.r_col:g} ohm, "
+        click.echo(f"crossbar {m}x{n}: r_row={_ohms(xbar.r_row)}, r_col={_ohms(xbar.r_col)}, "
                    f"r_driver={xbar.r_driver:g} ohm, r_sense={xbar.r_sense:g} ohm, "
                    f"G in [{xbar.conductance.min():.3g}, {xbar.conductance.max():.3g}] S, "
                    f"inputs in [{volts.min():.3g}, {volts.max():.3g}] V")
@@ -248,6 +256,12 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
             click.echo(f"  ideal V·G       (A): {_format_currents(sol.ideal_currents)}")
             click.echo(f"  NF (mean column (I_ideal - I)/I_ideal): {sol.nf:.6e}")
             click.echo(f"  NF aggregate (Σ(I_ideal - I)/Σ I_ideal): {sol.nf_aggregate:.6e}")
+            if sol.tia_output_voltages is not None:
+                click.echo(f"  TIA outputs     (V): {_format_currents(sol.tia_output_voltages)}")
+            if sol.sense_voltages is not None:
+                click.echo(f"  sense voltages  (V): {_format_currents(sol.sense_voltages)}")
+            if sol.newton_iterations is not None:
+                click.echo(f"  Newton iterations: {sol.newton_iterations}")
         if compare is not None:
             cmp = report["comparison"]
             verdict = "AGREE" if cmp["agree"] else "DISAGREE"

@@ -61,7 +61,7 @@ def effective_conductance(
     Raises
     ------
     SpecError
-        If ``crossbar`` is not a :class:`Crossbar`.
+        If ``crossbar`` is not a :class:`Crossbar`, or its cells are nonlinear.
     BackendError
         For an unknown ``method`` or invalid solver options.
     ConvergenceError
@@ -69,7 +69,9 @@ def effective_conductance(
 
     Notes
     -----
-    Arrays with a zero-ohm row or column wire go through the ``"nodal"`` backend's
+    Linear circuit variants (docs/models.md) are computed from M unit-input solves of
+    the ``"nodal"`` backend; a nonlinear device raises :class:`SpecError`. Arrays with
+    a zero-ohm row or column wire go through the ``"nodal"`` backend's
     special paths with M unit inputs: one direct sweep for ideal rows
     (``r_row = r_driver = 0``) or ideal columns (``r_col = r_sense = 0``), otherwise
     the ``"reference"`` graph solver. With every parasitic resistance zero the result
@@ -91,8 +93,19 @@ def effective_conductance(
     if method not in _METHODS:
         raise BackendError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
     m, n = crossbar.shape
-    if crossbar.is_ideal:
+    if not crossbar.is_linear:
+        raise SpecError(
+            f"an effective conductance exists only for linear cells; this crossbar's device "
+            f"is {type(crossbar.device).__name__} (solve() handles nonlinear arrays)"
+        )
+    if crossbar.is_ideal and crossbar.is_default_topology:
         return np.array(crossbar.conductance, dtype=np.float64, copy=True)
+    if not crossbar.is_default_topology:
+        # Linear variants (drivers right or both, sense at the top, finite-gain TIA,
+        # sense load, per-segment wires) are still linear maps: M unit-input solves.
+        from .api import solve
+
+        return np.ascontiguousarray(solve(crossbar, np.eye(m), backend="nodal").column_currents)
     if crossbar.r_row == 0.0 or crossbar.r_col == 0.0:
         # Ideal rows/columns (a direct sweep) or the graph solver, unit inputs in
         # chunks so that the node voltages of a chunk stay under 2**24 doubles.

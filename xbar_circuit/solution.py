@@ -27,12 +27,16 @@ class BackendOutput:
         Current from each column into its sense amplifier's virtual ground, in amperes.
     info : dict
         Backend metadata (method, iterations, timings, versions...).
+    port_voltages : ndarray, shape (B, N), optional
+        Output voltage of each column's finite-gain TIA, or the voltage across its
+        sense load, in volts (None with ideal TIAs).
     """
 
     row_voltages: np.ndarray
     column_voltages: np.ndarray
     column_currents: np.ndarray
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    port_voltages: np.ndarray | None = None
 
 
 def _nonzero_mask(ideal: np.ndarray) -> np.ndarray:
@@ -79,6 +83,29 @@ class CrossbarSolution:
         self.column_currents = squeeze(output.column_currents)
         for array in (self.v_in, self.row_voltages, self.column_voltages, self.column_currents):
             array.setflags(write=False)
+        self._port_voltages = None if output.port_voltages is None else \
+            squeeze(np.asarray(output.port_voltages, dtype=np.float64))
+        if self._port_voltages is not None:
+            self._port_voltages.setflags(write=False)
+        self.v_gate = output.info.get("v_gate")
+
+    @property
+    def tia_output_voltages(self) -> np.ndarray | None:
+        """Output voltage of each column's finite-gain TIA, ``-I R_f A/(1+A)``, in volts;
+        (…, N). None unless the crossbar has ``tia``."""
+        return self._port_voltages if self.crossbar.tia is not None else None
+
+    @property
+    def sense_voltages(self) -> np.ndarray | None:
+        """Voltage across each column's sense load, ``I · sense_load``, in volts; (…, N).
+        None unless the crossbar has ``sense_load``."""
+        return self._port_voltages if self.crossbar.sense_load is not None else None
+
+    @property
+    def newton_iterations(self) -> int | None:
+        """Newton iterations used (max over the batch); None for a linear solve."""
+        value = self.info.get("newton_iterations")
+        return None if value is None else int(value)
 
     def __repr__(self) -> str:
         m, n = self.crossbar.shape
@@ -94,7 +121,11 @@ class CrossbarSolution:
     @property
     def cell_currents(self) -> np.ndarray:
         """Current through each cell from row to column, in amperes; (…, M, N)."""
-        return self.crossbar.conductance * self.cell_voltages
+        if self.crossbar.is_linear:
+            return self.crossbar.conductance * self.cell_voltages
+        gates = self.crossbar.gate_voltages(self.v_gate)
+        return self.crossbar.device.current(self.cell_voltages, self.crossbar.conductance,
+                                            None if gates is None else gates[:, None])
 
     @property
     def row_currents(self) -> np.ndarray:
@@ -209,8 +240,19 @@ class CrossbarSolution:
 
     @property
     def power_dissipated(self) -> float | np.ndarray:
-        """Power dissipated in cells, wires, drivers and sense resistors, in watts."""
+        """Power dissipated in cells, wires, drivers and sense resistors, in watts.
+
+        Raises
+        ------
+        NotImplementedError
+            For variant topologies (device models, driver/sense sides, TIA, sense
+            load, per-segment wires): the formula below is today's circuit only.
+        """
         xbar = self.crossbar
+        if not xbar.is_default_topology:
+            raise NotImplementedError(
+                "power_dissipated is only implemented for the default circuit (linear "
+                "cells, left drivers, bottom ideal TIAs, scalar wires); see docs/models.md")
         vr = self.row_voltages if self.batched else self.row_voltages[None]
         vc = self.column_voltages if self.batched else self.column_voltages[None]
         g = xbar.conductance

@@ -8,6 +8,12 @@ The circuit convention (DESIGN.md section 1, a contract that never changes by de
   ``r_col`` to the sense node at the **bottom**, which reaches the virtual ground of an
   ideal transimpedance amplifier through ``r_sense``.
 * Cell (i, j) is a conductance ``G[i, j]`` between r(i,j) and c(i,j).
+
+Variants are keyword options whose defaults are exactly that circuit (docs/models.md):
+``device`` (cell model, :mod:`xbar_circuit.devices`), ``driver_side``
+(``"left"``/``"right"``/``"both"``), ``sense_side`` (``"bottom"``/``"top"``), ``tia``
+(finite-gain op-amp, :class:`~xbar_circuit.periphery.TIA`), ``sense_load`` (a plain
+resistor to ground instead of a TIA) and per-segment ``r_row``/``r_col`` arrays.
 """
 
 from __future__ import annotations
@@ -20,12 +26,20 @@ from typing import Any
 
 import numpy as np
 
+from .devices import Device, Linear, device_from_dict
 from .errors import SpecError
+from .periphery import DRIVER_SIDES, SENSE_SIDES, TIA
 
-__all__ = ["Crossbar", "JSON_FORMAT", "JSON_VERSION"]
+__all__ = ["Crossbar", "JSON_FORMAT", "JSON_VERSION", "JSON_VERSIONS"]
 
 JSON_FORMAT = "xbar-circuit/crossbar"
-JSON_VERSION = 1
+JSON_VERSION = 2
+"""Newest spec version written. Specs of today's default circuit are still written as
+version 1 (byte-identical to before); version 2 adds the variant fields."""
+JSON_VERSIONS = (1, 2)
+"""Spec versions this xbar-circuit reads."""
+
+_V2_FIELDS = ("device", "driver_side", "sense_side", "tia", "sense_load")
 
 _RESISTANCE_FIELDS = ("r_row", "r_col", "r_driver", "r_sense")
 
@@ -38,7 +52,7 @@ def _validate_resistance(name: str, value: Any) -> float:
         else:
             raise SpecError(
                 f"{name} must be a real number of ohms, got {value!r} "
-                f"(type {type(value).__name__}); per-segment arrays are not supported yet"
+                f"(type {type(value).__name__})"
             )
     value = float(value)
     if not math.isfinite(value):
@@ -46,6 +60,28 @@ def _validate_resistance(name: str, value: Any) -> float:
     if value < 0.0:
         raise SpecError(f"{name} must be >= 0 ohm, got {value!r} ohm")
     return value
+
+
+def _validate_wire(name: str, value: Any, shape: tuple[int, int]) -> float | np.ndarray:
+    """A scalar resistance (float) or a per-segment array of ``shape`` (read-only)."""
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0):
+        try:
+            array = np.array(value, dtype=np.float64, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"{name} must be a number or an array of ohms: {exc}") from None
+        if array.shape != shape:
+            raise SpecError(f"{name} must be a real number of ohms or a per-segment array of "
+                            f"shape {shape} (one resistance per segment), got shape "
+                            f"{array.shape}")
+        bad = ~np.isfinite(array) | (array < 0.0)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise SpecError(f"{name} must be finite and >= 0 ohm; {name}[{i}, {j}] = "
+                            f"{float(array[i, j])!r}")
+        array = np.ascontiguousarray(array)
+        array.setflags(write=False)
+        return array
+    return _validate_resistance(name, value)
 
 
 def _validate_conductance(value: Any) -> np.ndarray:
@@ -104,6 +140,26 @@ class Crossbar:
     r_sense : float, optional
         Resistance between each column's sense node and the sense amplifier's
         virtual ground, in ohms (0 = ideal transimpedance amplifier).
+    device : Device, optional
+        Cell model (:mod:`xbar_circuit.devices`), default :class:`Linear` (``i = G v``).
+        ``conductance`` is then the programmed (small-signal) conductance.
+    driver_side : {"left", "right", "both"}, optional
+        Which end(s) of each row a driver (``V[i]`` behind ``r_driver``) sits at.
+        With ``"both"`` a row has N + 1 segments (one more between r(i, N-1) and the
+        right driver); per-segment ``r_row`` then has shape (M, N + 1).
+    sense_side : {"bottom", "top"}, optional
+        Which end of each column its sense amplifier sits at.
+    tia : TIA, optional
+        Finite-gain op-amp transimpedance amplifier per column (default: ideal
+        virtual ground). Exclusive with ``sense_load``.
+    sense_load : float, optional
+        A plain sense resistor to ground, in ohms (> 0), instead of a TIA; the sense
+        voltages are reported.
+
+    Per-segment wires: ``r_row`` may be an (M, N) array (segment (i, j) is the one
+    cell (i, j) owns: on its driver side; (M, N + 1) for ``driver_side="both"``,
+    segment k between r(i, k-1) and r(i, k), with r(i, -1) / r(i, N) the drivers);
+    ``r_col`` an (M, N) array (segment (i, j) on the sense side of cell (i, j)).
 
     Raises
     ------
@@ -124,15 +180,45 @@ class Crossbar:
     """
 
     conductance: np.ndarray
-    r_row: float
-    r_col: float
+    r_row: float | np.ndarray
+    r_col: float | np.ndarray
     r_driver: float = 0.0
     r_sense: float = 0.0
+    device: Device = dataclasses.field(default_factory=Linear, kw_only=True)
+    driver_side: str = dataclasses.field(default="left", kw_only=True)
+    sense_side: str = dataclasses.field(default="bottom", kw_only=True)
+    tia: TIA | None = dataclasses.field(default=None, kw_only=True)
+    sense_load: float | None = dataclasses.field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "conductance", _validate_conductance(self.conductance))
-        for name in _RESISTANCE_FIELDS:
+        g = _validate_conductance(self.conductance)
+        object.__setattr__(self, "conductance", g)
+        m, n = g.shape
+        if self.driver_side not in DRIVER_SIDES:
+            raise SpecError(f"driver_side must be one of {DRIVER_SIDES}, got "
+                            f"{self.driver_side!r}")
+        if self.sense_side not in SENSE_SIDES:
+            raise SpecError(f"sense_side must be one of {SENSE_SIDES}, got {self.sense_side!r}")
+        n_row = n + 1 if self.driver_side == "both" else n
+        object.__setattr__(self, "r_row", _validate_wire("r_row", self.r_row, (m, n_row)))
+        object.__setattr__(self, "r_col", _validate_wire("r_col", self.r_col, (m, n)))
+        for name in ("r_driver", "r_sense"):
             object.__setattr__(self, name, _validate_resistance(name, getattr(self, name)))
+        if not isinstance(self.device, Device):
+            raise SpecError(f"device must be an xbar_circuit.devices model (e.g. Linear(), "
+                            f"Sinh(k)), got {self.device!r}")
+        if self.device.kind in ("selector", "transistor"):
+            raise SpecError(f"device {self.device.kind!r} has no memory element; use it "
+                            "inside OneS1R / OneT1R")
+        if self.tia is not None and not isinstance(self.tia, TIA):
+            raise SpecError(f"tia must be an xbar_circuit.TIA or None, got {self.tia!r}")
+        if self.sense_load is not None:
+            load = _validate_resistance("sense_load", self.sense_load)
+            if load <= 0.0:
+                raise SpecError(f"sense_load must be > 0 ohm (None for a TIA), got {load!r}")
+            if self.tia is not None:
+                raise SpecError("give either tia or sense_load, not both")
+            object.__setattr__(self, "sense_load", load)
 
     # ------------------------------------------------------------------ shape
     @property
@@ -152,8 +238,91 @@ class Crossbar:
 
     @property
     def is_ideal(self) -> bool:
-        """True when every wire, driver and sense resistance is zero (I = V·G exactly)."""
-        return all(getattr(self, name) == 0.0 for name in _RESISTANCE_FIELDS)
+        """True when every wire, driver, sense and port resistance is zero.
+
+        For a linear device the output is then ``I = V·G`` exactly.
+        """
+        return (all(np.all(np.asarray(getattr(self, name)) == 0.0)
+                    for name in _RESISTANCE_FIELDS)
+                and self.tia is None and self.sense_load is None)
+
+    @property
+    def is_default_topology(self) -> bool:
+        """True for today's circuit: linear cells, left drivers, bottom sense amplifiers,
+        ideal virtual grounds and scalar wire resistances (DESIGN.md §1)."""
+        return (type(self.device) is Linear and self.driver_side == "left"
+                and self.sense_side == "bottom" and self.tia is None
+                and self.sense_load is None and isinstance(self.r_row, float)
+                and isinstance(self.r_col, float))
+
+    @property
+    def is_linear(self) -> bool:
+        """True when the cell model is linear (``i = G v``)."""
+        return self.device.is_linear
+
+    @property
+    def port_resistance(self) -> float:
+        """Resistance from each column's virtual-ground node to ground, in ohms:
+        0 (ideal TIA), ``R_f / (1 + A)`` (finite-gain TIA) or ``sense_load``."""
+        if self.tia is not None:
+            return self.tia.input_resistance
+        if self.sense_load is not None:
+            return self.sense_load
+        return 0.0
+
+    def gate_voltages(self, v_gate: Any = None) -> np.ndarray | None:
+        """Per-row gate voltages in volts, shape (M,), for a gated device (else None).
+
+        Parameters
+        ----------
+        v_gate : float or array_like of shape (M,), optional
+            Gate-line voltage of each row (1T1R: gate-source voltage of its access
+            transistors), volts. Default: the device's ``v_gate`` on every row.
+
+        Raises
+        ------
+        SpecError
+            For a gate voltage given to a device without gates, a wrong shape or a
+            non-finite value.
+        """
+        if not self.device.uses_gate:
+            if v_gate is not None:
+                raise SpecError(f"v_gate was given but the device {self.device.kind!r} has no "
+                                "gate (only OneT1R cells have one)")
+            return None
+        if v_gate is None:
+            v_gate = self.device.v_gate  # type: ignore[attr-defined]
+        try:
+            gates = np.array(np.broadcast_to(np.asarray(v_gate, dtype=np.float64),
+                                             (self.n_rows,)))
+        except (TypeError, ValueError):
+            raise SpecError(f"v_gate must be a number or an array of shape ({self.n_rows},) "
+                            f"volts, got {v_gate!r}") from None
+        if not np.all(np.isfinite(gates)):
+            raise SpecError("v_gate must be finite")
+        gates.setflags(write=False)
+        return gates
+
+    def row_segments(self) -> np.ndarray:
+        """Row segment resistances in ohms, shape (M, N) or (M, N + 1) for ``"both"``.
+
+        Segment (i, k) of a ``"left"`` row lies between r(i, k-1) (the driver for
+        k = 0) and r(i, k); of a ``"right"`` row between r(i, k) and r(i, k+1) (the
+        driver for k = N-1); of a ``"both"`` row between r(i, k-1) and r(i, k) with
+        r(i, -1) the left and r(i, N) the right driver.
+        """
+        m, n = self.shape
+        width = n + 1 if self.driver_side == "both" else n
+        return np.broadcast_to(np.asarray(self.r_row, float), (m, width))
+
+    def col_segments(self) -> np.ndarray:
+        """Column segment resistances in ohms, shape (M, N).
+
+        Segment (i, j) lies on the sense side of cell (i, j): between c(i, j) and
+        c(i+1, j) (the sense node for i = M-1) for ``"bottom"``, between c(i, j) and
+        c(i-1, j) (the sense node for i = 0) for ``"top"``.
+        """
+        return np.broadcast_to(np.asarray(self.r_col, float), self.shape)
 
     # ------------------------------------------------------------- derivation
     def replace(self, **changes: Any) -> Crossbar:
@@ -163,7 +332,8 @@ class Crossbar:
         ----------
         **changes
             Field names (``conductance``, ``r_row``, ``r_col``, ``r_driver``,
-            ``r_sense``) and their new values, in SI units.
+            ``r_sense``, ``device``, ``driver_side``, ``sense_side``, ``tia``,
+            ``sense_load``) and their new values, in SI units.
 
         Returns
         -------
@@ -185,6 +355,7 @@ class Crossbar:
         g_max: float = 1e-4,
         density: float | None = None,
         seed: int | None = None,
+        **options: Any,
     ) -> Crossbar:
         """Build a crossbar with seeded random conductances.
 
@@ -202,6 +373,8 @@ class Crossbar:
             Probability in [0, 1] that a cell is ON (binary on/off array).
         seed : int, optional
             Seed of :func:`numpy.random.default_rng`, for reproducible arrays.
+        **options
+            Keyword options of :class:`Crossbar` (``device``, ``driver_side``...).
 
         Returns
         -------
@@ -225,21 +398,34 @@ class Crossbar:
                 raise SpecError(f"density must be in [0, 1], got {density!r}")
             on = rng.random((int(n_rows), int(n_cols))) < density
             conductance = np.where(on, g_max, g_min)
-        return cls(conductance, r_row=r_row, r_col=r_col, r_driver=r_driver, r_sense=r_sense)
+        return cls(conductance, r_row=r_row, r_col=r_col, r_driver=r_driver, r_sense=r_sense,
+                   **options)
 
     # ------------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (floats are kept exactly by :mod:`json`)."""
-        return {
+        """Return a JSON-ready dict (floats are kept exactly by :mod:`json`).
+
+        Today's default circuit is written as version 1 (exactly as before); a spec
+        using any variant option is written as version 2 with the extra fields.
+        """
+        wire = (lambda x: x.tolist() if isinstance(x, np.ndarray) else x)  # noqa: E731
+        out: dict[str, Any] = {
             "format": JSON_FORMAT,
-            "version": JSON_VERSION,
+            "version": 1 if self.is_default_topology else 2,
             "shape": list(self.shape),
-            "r_row": self.r_row,
-            "r_col": self.r_col,
+            "r_row": wire(self.r_row),
+            "r_col": wire(self.r_col),
             "r_driver": self.r_driver,
             "r_sense": self.r_sense,
-            "conductance": self.conductance.tolist(),
         }
+        if not self.is_default_topology:
+            out["device"] = self.device.to_dict()
+            out["driver_side"] = self.driver_side
+            out["sense_side"] = self.sense_side
+            out["tia"] = None if self.tia is None else self.tia.to_dict()
+            out["sense_load"] = self.sense_load
+        out["conductance"] = self.conductance.tolist()
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         """Serialize to JSON text; :meth:`from_json` restores every value bit for bit.
@@ -272,23 +458,38 @@ class Crossbar:
                 f"not an xbar-circuit crossbar spec: 'format' is {data.get('format')!r}, "
                 f"expected {JSON_FORMAT!r}"
             )
-        if data.get("version") != JSON_VERSION:
+        version = data.get("version")
+        if version not in JSON_VERSIONS or isinstance(version, bool):
             raise SpecError(
-                f"unsupported crossbar spec version {data.get('version')!r} "
-                f"(this xbar-circuit reads version {JSON_VERSION})"
+                f"unsupported crossbar spec version {version!r} "
+                f"(this xbar-circuit reads versions {', '.join(map(str, JSON_VERSIONS))})"
             )
         missing = [k for k in ("conductance", "r_row", "r_col") if k not in data]
         if missing:
             raise SpecError(f"crossbar spec is missing field(s): {', '.join(missing)}")
-        unknown = set(data) - {"format", "version", "shape", "conductance", *_RESISTANCE_FIELDS}
+        known = {"format", "version", "shape", "conductance", *_RESISTANCE_FIELDS}
+        if version == 2:
+            known |= set(_V2_FIELDS)
+        unknown = set(data) - known
         if unknown:
-            raise SpecError(f"crossbar spec has unknown field(s): {', '.join(sorted(unknown))}")
+            raise SpecError(f"crossbar spec (version {version}) has unknown field(s): "
+                            f"{', '.join(sorted(unknown))}")
+        extra: dict[str, Any] = {}
+        if version == 2:
+            if "device" in data:
+                extra["device"] = device_from_dict(data["device"])
+            for name in ("driver_side", "sense_side", "sense_load"):
+                if name in data:
+                    extra[name] = data[name]
+            if data.get("tia") is not None:
+                extra["tia"] = TIA.from_dict(data["tia"])
         xbar = cls(
             data["conductance"],
             r_row=data["r_row"],
             r_col=data["r_col"],
             r_driver=data.get("r_driver", 0.0),
             r_sense=data.get("r_sense", 0.0),
+            **extra,
         )
         if "shape" in data and list(data["shape"]) != list(xbar.shape):
             raise SpecError(
@@ -338,10 +539,17 @@ class Crossbar:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Crossbar):
             return NotImplemented
+        def same(a: Any, b: Any) -> bool:
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                        and a.shape == b.shape and bool(np.array_equal(a, b)))
+            return bool(a == b)
+
         return (
-            all(getattr(self, n) == getattr(other, n) for n in _RESISTANCE_FIELDS)
+            all(same(getattr(self, n), getattr(other, n)) for n in _RESISTANCE_FIELDS)
             and self.conductance.shape == other.conductance.shape
             and bool(np.array_equal(self.conductance, other.conductance))
+            and all(getattr(self, n) == getattr(other, n) for n in _V2_FIELDS)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -349,7 +557,14 @@ class Crossbar:
     def __repr__(self) -> str:
         m, n = self.shape
         g = self.conductance
+        wire = (lambda x: f"array{x.shape}" if isinstance(x, np.ndarray) else repr(x))  # noqa: E731
+        extra = ""
+        if not self.is_default_topology:
+            extra = (f", device={self.device!r}, driver_side={self.driver_side!r}, "
+                     f"sense_side={self.sense_side!r}, tia={self.tia!r}, "
+                     f"sense_load={self.sense_load!r}")
         return (
-            f"Crossbar({m}x{n}, G in [{g.min():.3g}, {g.max():.3g}] S, r_row={self.r_row!r}, "
-            f"r_col={self.r_col!r}, r_driver={self.r_driver!r}, r_sense={self.r_sense!r})"
+            f"Crossbar({m}x{n}, G in [{g.min():.3g}, {g.max():.3g}] S, r_row={wire(self.r_row)}, "
+            f"r_col={wire(self.r_col)}, r_driver={self.r_driver!r}, "
+            f"r_sense={self.r_sense!r}{extra})"
         )

@@ -90,6 +90,7 @@ def solve_batch(
     mode: str = "auto",
     timeout: float | None = None,
     keep_files: bool | None = None,
+    v_gate: Any = None,
 ) -> BackendOutput:
     """Solve a batch of input vectors with one ngspice ``.op`` run per vector.
 
@@ -108,6 +109,8 @@ def solve_batch(
     keep_files : bool, optional
         Subprocess mode: None keeps the temporary deck only when a run fails, True
         always keeps it (paths in ``info["deck_paths"]``), False never keeps it.
+    v_gate : float or array_like (M,), optional
+        Gate-line voltages of 1T1R rows, volts (default: the device's ``v_gate``).
 
     Returns
     -------
@@ -152,6 +155,7 @@ def solve_batch(
         chosen = resolve_mode(mode)
     except ValueError as exc:
         raise BackendError(str(exc)) from None
+    gates = crossbar.gate_voltages(v_gate)
     v_in = np.asarray(v_in, dtype=np.float64)
     m, n = crossbar.shape
     batch = v_in.shape[0]
@@ -160,14 +164,21 @@ def solve_batch(
     row_v = np.empty((batch, m, n))
     col_v = np.empty((batch, m, n))
     col_i = np.empty((batch, n))
+    port_node = "out" if crossbar.tia is not None else \
+        "ld" if crossbar.sense_load is not None else None
+    port = np.empty((batch, n)) if port_node else None
     run_seconds: list[float] = []
     deck_paths: list[str] = []
     version = ""
     for b in range(batch):
-        deck = write_deck(crossbar, v_in[b], title=f"xbar-circuit crossbar {m}x{n} input {b}")
+        deck = write_deck(crossbar, v_in[b], title=f"xbar-circuit crossbar {m}x{n} input {b}",
+                          v_gate=gates)
         result = run_deck(deck, mode=chosen, timeout=timeout, keep_files=keep_files)
         row_v[b], col_v[b], col_i[b] = arrays_from_values(crossbar, result.values,
                                                           result.deck_path)
+        if port is not None:
+            port[b] = [_lookup(result.values, f"v({port_node}_{j})", result.deck_path)
+                       for j in range(n)]
         run_seconds.append(result.seconds)
         version = result.version
         if result.deck_path:
@@ -183,4 +194,6 @@ def solve_batch(
     }
     if deck_paths:
         info["deck_paths"] = deck_paths
-    return BackendOutput(row_v, col_v, col_i, info)
+    if gates is not None:
+        info["v_gate"] = gates.tolist()
+    return BackendOutput(row_v, col_v, col_i, info, port_voltages=port)

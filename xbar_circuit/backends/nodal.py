@@ -18,7 +18,12 @@ Paths, reported in ``info["method"]``:
 * large batches (``use_effective``): the node-voltage response to each of the M unit
   inputs is solved once, then the batch costs one matrix product
   (``I = V·G_eff``, column voltages ``V·K_c``) plus one row-chain sweep;
-* otherwise one CG solve per input vector.
+* otherwise one CG solve per input vector;
+* any variant of the default circuit (device models, drivers on the right or both
+  ends, sense amplifiers at the top, finite-gain TIA, sense load, per-segment
+  wires): :mod:`xbar_circuit.cython_solvers.newton`, the general compiled kernel,
+  with Newton-Raphson for nonlinear cells (``docs/models.md``); a variant with a
+  zero-ohm wire segment goes to the graph solver.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ EFFECTIVE_MIN_CELLS = 128 * 128
 """Smallest array (M·N cells) for which the automatic large-batch path is used; below
 it per-vector CG is as fast (measured, docs/solver.md)."""
 
-_OPTIONS = ("rtol", "max_iter", "threads", "use_effective")
+_OPTIONS = ("rtol", "max_iter", "threads", "use_effective", "v_gate", "newton_max_iter")
 
 
 def ideal_output(crossbar: Crossbar, v_in: np.ndarray, start: float) -> BackendOutput:
@@ -130,6 +135,10 @@ def _parse_options(options: dict[str, Any], m: int, n: int) -> dict[str, Any]:
     if use_effective not in ("auto", True, False):
         raise BackendError(f"use_effective must be 'auto', True or False, got {use_effective!r}")
     out["use_effective"] = use_effective
+    value = options.get("newton_max_iter", 50)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise BackendError(f"newton_max_iter must be a positive integer, got {value!r}")
+    out["newton_max_iter"] = int(value)
     return out
 
 
@@ -149,10 +158,10 @@ def _effective_wanted(use_effective: Any, batch: int, m: int, n: int) -> bool:
             and 16 * m * m * n <= EFFECTIVE_MEMORY_LIMIT)
 
 
-def _graph_fallback(crossbar: Crossbar, v_in: np.ndarray) -> BackendOutput:
+def _graph_fallback(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> BackendOutput:
     from .reference import solve_batch as graph_solve
 
-    out = graph_solve(crossbar, v_in)
+    out = graph_solve(crossbar, v_in, **options)
     out.info["method"] = "graph solver (zero-ohm wire segments): " + out.info["method"]
     out.info["iterations"] = 0
     out.info["effective"] = False
@@ -175,6 +184,10 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
     threads : int, optional
         Worker threads over the batch (default ``min(2, os.cpu_count())``); 1 runs
         in the calling thread.
+    v_gate : float or array_like (M,), optional
+        Gate-line voltages of 1T1R rows, volts (default: the device's ``v_gate``).
+    newton_max_iter : int, optional
+        Newton iteration cap per attempt for nonlinear cells (default 50).
     use_effective : {"auto", True, False}, optional
         Solve the M unit inputs once and get the batch by matrix products. ``"auto"``
         (default) does so when the batch has at least 2·M vectors, the array has at
@@ -199,6 +212,8 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
     start = time.perf_counter()
     m, n = crossbar.shape
     opts = _parse_options(options, m, n)
+    if not crossbar.is_default_topology:
+        return _solve_variant(crossbar, v_in, opts, options.get("v_gate"), start)
     if crossbar.is_ideal:
         return ideal_output(crossbar, v_in, start)
     from ..cython_solvers import line_pcg
@@ -260,3 +275,41 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
         "seconds": time.perf_counter() - start,
     }
     return BackendOutput(row_v, col_v, col_i, info)
+
+
+def _solve_variant(crossbar: Crossbar, v_in: np.ndarray, opts: dict[str, Any],
+                   v_gate: Any, start: float) -> BackendOutput:
+    """Variant topologies and nonlinear cells (see ``docs/models.md``)."""
+    from ..cython_solvers.newton import orient, solve_variant
+
+    gates = crossbar.gate_voltages(v_gate)
+    oriented = orient(crossbar)
+    if oriented is None:
+        out = _graph_fallback(crossbar, v_in, v_gate=v_gate,
+                              max_iter=opts["newton_max_iter"])
+        return out
+    result = solve_variant(crossbar, oriented, np.ascontiguousarray(v_in, dtype=np.float64),
+                           gates, rtol=opts["rtol"], max_iter=opts["max_iter"],
+                           newton_max_iter=opts["newton_max_iter"])
+    col_i = result["column_currents"]
+    port = None
+    if crossbar.tia is not None:
+        port = crossbar.tia.output_voltage(col_i)
+    elif crossbar.sense_load is not None:
+        port = col_i * crossbar.sense_load
+    linear = crossbar.is_linear
+    info: dict[str, Any] = {
+        "method": ("line-preconditioned CG on the variant topology (compiled)" if linear else
+                   "Newton-Raphson with line search on the nodal system, each step by "
+                   "line-preconditioned CG (compiled)"),
+        "effective": False,
+        "newton_iterations": int(result["newton_iterations"].max()),
+        "newton_strategy": sorted(set(result["strategy"])),
+        "iterations": int(result["cg_iterations"]),
+        "rtol": opts["rtol"],
+        "seconds": time.perf_counter() - start,
+    }
+    if gates is not None:
+        info["v_gate"] = gates.tolist()
+    return BackendOutput(result["row_voltages"], result["column_voltages"], col_i, info,
+                         port_voltages=port)

@@ -17,11 +17,15 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
-from ..errors import SpecError
+from ..errors import BackendError, ConvergenceError, SpecError
 from ..solution import BackendOutput
 from ..spec import Crossbar
 
-__all__ = ["solve_batch", "circuit_graph"]
+__all__ = ["solve_batch", "circuit_graph", "general_graph", "NEWTON_TOL"]
+
+NEWTON_TOL = 1e-13
+"""Newton stops when the largest node-voltage update is below ``NEWTON_TOL`` times the
+largest source voltage (and the KCL residual is at rounding level)."""
 
 
 class _Graph:
@@ -75,8 +79,14 @@ def circuit_graph(crossbar: Crossbar) -> tuple[_Graph, np.ndarray, np.ndarray, n
     return graph, np.concatenate(a_list), np.concatenate(b_list), np.concatenate(g_list)
 
 
-def solve_batch(crossbar: Crossbar, v_in: np.ndarray) -> BackendOutput:
+def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: object) -> BackendOutput:
     """Solve the crossbar netlist for a batch of inputs by sparse nodal analysis.
+
+    Today's default circuit is solved exactly as it always was (one SuperLU
+    factorization). Every variant (device models, driver/sense sides, TIA, sense
+    load, per-segment wires) goes through :func:`general_graph` and, for nonlinear
+    cells, a damped Newton-Raphson loop with SciPy sparse LU per iteration, falling
+    back to source stepping.
 
     Parameters
     ----------
@@ -84,11 +94,26 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray) -> BackendOutput:
         The array.
     v_in : ndarray, shape (B, M)
         Validated source voltages in volts.
+    v_gate : float or array_like (M,), optional
+        Gate-line voltages of gated (1T1R) cells, volts.
+    max_iter : int, optional
+        Newton iteration cap per input vector (default 100).
 
     Returns
     -------
     BackendOutput
     """
+    unknown = sorted(set(options) - {"v_gate", "max_iter"})
+    if unknown:
+        raise BackendError(f"unknown option(s) for backend 'reference': {', '.join(unknown)}; "
+                           "known: v_gate, max_iter")
+    gates = crossbar.gate_voltages(options.get("v_gate"))
+    if not crossbar.is_default_topology:
+        max_iter = options.get("max_iter", 100)
+        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) \
+                or max_iter < 1:
+            raise BackendError(f"max_iter must be a positive integer, got {max_iter!r}")
+        return _solve_general(crossbar, v_in, gates, int(max_iter))
     start = time.perf_counter()
     graph, a, b, g = circuit_graph(crossbar)
     g_cells = crossbar.conductance
@@ -153,3 +178,230 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray) -> BackendOutput:
         "seconds": time.perf_counter() - start,
     }
     return BackendOutput(row_v, col_v, col_i, info)
+
+
+# --------------------------------------------------------------------- variants
+class _GeneralGraph:
+    """Node numbering of any topology. Fixed nodes first: ground, then M sources."""
+
+    def __init__(self, m: int, n: int) -> None:
+        self.m, self.n = m, n
+        self.ground = 0
+        self.source = 1 + np.arange(m)
+        self.n_fixed = 1 + m
+        base = self.n_fixed
+        self.drv_left = base + np.arange(m)
+        base += m
+        self.drv_right = base + np.arange(m)
+        base += m
+        self.row = base + np.arange(m * n).reshape(m, n)
+        base += m * n
+        self.col = base + np.arange(m * n).reshape(m, n)
+        base += m * n
+        self.sense = base + np.arange(n)
+        base += n
+        self.vground = base + np.arange(n)
+        self.n_nodes = base + n
+
+
+def general_graph(crossbar: Crossbar) -> tuple[_GeneralGraph, np.ndarray, np.ndarray,
+                                               np.ndarray]:
+    """Node numbering and linear elements ``(a, b, conductance)`` of any topology.
+
+    The cells are not in the list (they may be nonlinear); they join ``row[i, j]``
+    to ``col[i, j]``. Conductances in siemens, ``inf`` for a zero-ohm element.
+    The topology is the one of docs/models.md (and of the SPICE deck).
+    """
+    m, n = crossbar.shape
+    graph = _GeneralGraph(m, n)
+    a_list, b_list, g_list = [], [], []
+
+    def add(a: np.ndarray, b: np.ndarray, r: np.ndarray | float) -> None:
+        a = np.ravel(a)
+        r = np.broadcast_to(np.ravel(np.asarray(r, float)), a.shape)
+        with np.errstate(divide="ignore"):
+            g = np.where(r == 0.0, np.inf, 1.0 / np.where(r == 0.0, 1.0, r))
+        a_list.append(a)
+        b_list.append(np.ravel(b))
+        g_list.append(g)
+
+    seg_r = crossbar.row_segments()
+    seg_c = crossbar.col_segments()
+    side = crossbar.driver_side
+    if side in ("left", "both"):
+        add(graph.source, graph.drv_left, crossbar.r_driver)
+        add(graph.drv_left, graph.row[:, 0], seg_r[:, 0])
+        add(graph.row[:, :-1], graph.row[:, 1:], seg_r[:, 1:n])
+    if side == "both":
+        add(graph.row[:, -1], graph.drv_right, seg_r[:, n])
+        add(graph.drv_right, graph.source, crossbar.r_driver)
+    if side == "right":
+        add(graph.row[:, :-1], graph.row[:, 1:], seg_r[:, :-1])
+        add(graph.row[:, -1], graph.drv_right, seg_r[:, -1])
+        add(graph.drv_right, graph.source, crossbar.r_driver)
+    if crossbar.sense_side == "bottom":
+        add(graph.col[:-1, :], graph.col[1:, :], seg_c[:-1, :])
+        add(graph.col[-1, :], graph.sense, seg_c[-1, :])
+    else:
+        add(graph.col[1:, :], graph.col[:-1, :], seg_c[1:, :])
+        add(graph.col[0, :], graph.sense, seg_c[0, :])
+    add(graph.sense, graph.vground, crossbar.r_sense)
+    add(graph.vground, np.full(n, graph.ground), crossbar.port_resistance)
+    return graph, np.concatenate(a_list), np.concatenate(b_list), np.concatenate(g_list)
+
+
+def _solve_general(crossbar: Crossbar, v_in: np.ndarray, gates: np.ndarray | None,
+                   max_iter: int) -> BackendOutput:
+    """Sparse nodal analysis of a variant topology; Newton for nonlinear cells."""
+    start = time.perf_counter()
+    m, n = crossbar.shape
+    graph, a, b, g = general_graph(crossbar)
+    used = np.zeros(graph.n_nodes, bool)
+    used[a] = used[b] = True
+    used[graph.row] = used[graph.col] = True
+    used[: graph.n_fixed] = True
+    short = np.isinf(g)
+    adjacency = sp.coo_matrix((np.ones(int(short.sum())), (a[short], b[short])),
+                              shape=(graph.n_nodes, graph.n_nodes))
+    _, group = csgraph.connected_components(adjacency, directed=False)
+    owner: dict[int, int] = {}
+    for node in range(graph.n_fixed):
+        if int(group[node]) in owner:
+            raise SpecError("the netlist shorts two fixed-voltage nodes together through "
+                            "zero-ohm wires")
+        owner[int(group[node])] = node
+    # Renumber groups: fixed groups first (ground, sources), then free ones.
+    n_groups = int(group.max()) + 1
+    order = np.full(n_groups, -1)
+    for node in range(graph.n_fixed):
+        order[group[node]] = node
+    free = [grp for grp in np.unique(group[used]) if order[grp] < 0]
+    order[free] = graph.n_fixed + np.arange(len(free))
+    idx = order[group]
+    n_free = len(free)
+    nf = graph.n_fixed
+    keep = ~short
+    ga, gb, cond = idx[a[keep]], idx[b[keep]], g[keep]
+    inner = ga == gb
+    ga, gb, cond = ga[~inner], gb[~inner], cond[~inner]
+    size = nf + n_free
+    lap = sp.csr_matrix((np.concatenate([cond, cond, -cond, -cond]),
+                         (np.concatenate([ga, gb, ga, gb]), np.concatenate([ga, gb, gb, ga]))),
+                        shape=(size, size))
+    l_ff = lap[nf:, nf:].tocsc()
+    l_fx = lap[nf:, :nf]
+    cr = idx[graph.row].ravel()
+    cc = idx[graph.col].ravel()
+    g_cells = crossbar.conductance.ravel()
+    device = crossbar.device
+    gate_cells = None if gates is None else np.repeat(gates, n)
+    # Cell incidence: v_cell = P x_full with rows +1 at cr, -1 at cc.
+    k = np.arange(m * n)
+    inc = sp.csr_matrix((np.concatenate([np.ones(m * n), -np.ones(m * n)]),
+                         (np.concatenate([k, k]), np.concatenate([cr, cc]))),
+                        shape=(m * n, size))
+    inc_f = inc[:, nf:].tocsc()
+    inc_x = inc[:, :nf]
+    batch = v_in.shape[0]
+    voltages = np.zeros((batch, size))
+    iterations = np.zeros(batch, dtype=np.int64)
+    strategies: list[str] = []
+
+    def cells(x_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = inc @ x_full
+        return device.current_and_conductance(v, g_cells, gate_cells)
+
+    for bi in range(batch):
+        fixed = np.concatenate([[0.0], v_in[bi]])
+        if device.is_linear:
+            jac = (l_ff + inc_f.T @ sp.diags(g_cells) @ inc_f).tocsc()
+            rhs = -(l_fx @ fixed) - inc_f.T @ (g_cells * (inc_x @ fixed))
+            voltages[bi, :nf] = fixed
+            voltages[bi, nf:] = spla.splu(jac).solve(rhs) if n_free else 0.0
+            strategies.append("linear")
+            continue
+
+        def residual(x_free: np.ndarray, scale: float, fixed: np.ndarray = fixed
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            x_full = np.concatenate([fixed * scale, x_free])
+            i, d = cells(x_full)
+            f = l_ff @ x_free + l_fx @ (fixed * scale) + inc_f.T @ i
+            return f, i, d
+
+        def newton(x0: np.ndarray, scale: float, cap: int, fixed: np.ndarray = fixed
+                   ) -> tuple[np.ndarray, int, bool, float]:
+            x = x0.copy()
+            f, _, d = residual(x, scale)
+            vmax = max(float(np.abs(fixed).max()) * scale, 1e-30)
+            for it in range(1, cap + 1):
+                jac = (l_ff + inc_f.T @ sp.diags(d) @ inc_f).tocsc()
+                dx = -spla.splu(jac).solve(f)
+                if np.abs(dx).max() <= NEWTON_TOL * vmax:
+                    x = x + dx
+                    f = residual(x, scale)[0]
+                    return x, it, True, float(np.abs(f).max())
+                norm0 = float(np.linalg.norm(f))
+                t = 1.0
+                while True:
+                    f_new, _, d_new = residual(x + t * dx, scale)
+                    if np.all(np.isfinite(f_new)) and (
+                            np.linalg.norm(f_new) <= norm0 * (1.0 + 1e-6) or t < 1e-3):
+                        break
+                    t *= 0.5
+                x = x + t * dx
+                f, d = f_new, d_new
+            return x, cap, False, float(np.abs(f).max())
+
+        if n_free == 0:  # every node is fixed: the cells see the sources directly
+            voltages[bi, :nf] = fixed
+            strategies.append("direct")
+            continue
+        # Start from the small-signal (linear) solution.
+        _, d0 = device.current_and_conductance(np.zeros(m * n), g_cells, gate_cells)
+        jac0 = (l_ff + inc_f.T @ sp.diags(d0) @ inc_f).tocsc()
+        rhs0 = -(l_fx @ fixed) - inc_f.T @ (d0 * (inc_x @ fixed))
+        x0 = spla.splu(jac0).solve(rhs0)
+        x, its, ok, res = newton(x0, 1.0, max_iter)
+        total = its
+        strategy = "newton"
+        if not ok:
+            strategy = "source stepping"
+            x = np.zeros(n_free)
+            ok = True
+            for scale in np.linspace(0.05, 1.0, 20):
+                x, its, ok, res = newton(x, float(scale), max_iter)
+                total += its
+                if not ok:
+                    break
+        if not ok:
+            raise ConvergenceError(
+                f"reference Newton did not converge for input vector {bi}: damped Newton "
+                f"and source stepping failed; last KCL residual {res:.3e} A",
+                iterations=total, residual=res, tolerance=NEWTON_TOL)
+        voltages[bi, :nf] = fixed
+        voltages[bi, nf:] = x
+        iterations[bi] = total
+        strategies.append(strategy)
+    row_v = voltages[:, idx[graph.row]]
+    col_v = voltages[:, idx[graph.col]]
+    v_cell = row_v - col_v
+    i_cell = device.current_and_conductance(
+        v_cell, crossbar.conductance, None if gates is None else gates[:, None])[0]
+    col_i = i_cell.sum(axis=1)
+    v_port = voltages[:, idx[graph.vground]]
+    port = None
+    if crossbar.tia is not None:
+        port = -crossbar.tia.gain * v_port
+    elif crossbar.sense_load is not None:
+        port = v_port
+    info = {
+        "method": "SciPy SuperLU on the netlist graph of the variant topology"
+                  + ("" if device.is_linear else ", damped Newton-Raphson"),
+        "unknowns": n_free,
+        "newton_iterations": int(iterations.max()),
+        "strategy": sorted(set(strategies)),
+        "seconds": time.perf_counter() - start,
+    }
+    if gates is not None:
+        info["v_gate"] = gates.tolist()
+    return BackendOutput(row_v, col_v, col_i, info, port_voltages=port)
