@@ -14,12 +14,26 @@ import sys
 import time
 from pathlib import Path
 
-from xbar_circuit.netlists import ngspice_version, run_deck, write_deck
+from xbar_circuit.errors import NgspiceError
+from xbar_circuit.netlists import ngspice_version, op_values, read_rawfile, run_deck, write_deck
 
 from .cases import CASES
 from .corpus import REFERENCE_DIR, write_manifest, write_reference
 
 COMMAND = "make references  (python -m xbar_circuit.validation.make_references)"
+
+
+def _same_results(old_raw: Path, new_raw: Path) -> bool:
+    """True when two rawfiles hold bit-identical values (their headers' dates differ)."""
+    if not old_raw.exists():
+        return False
+    try:
+        old = op_values(read_rawfile(old_raw)[-1])
+    except NgspiceError:
+        return False
+    new = op_values(read_rawfile(new_raw)[-1])
+    return old.keys() == new.keys() and all(
+        float(old[k]).hex() == float(new[k]).hex() for k in old)
 
 
 def main(directory: Path = REFERENCE_DIR) -> int:
@@ -38,10 +52,19 @@ def main(directory: Path = REFERENCE_DIR) -> int:
         if len(raws) != 1:
             print(f"{case.name}: expected one rawfile in {folder}, found {raws}", file=sys.stderr)
             return 1
-        entries.append(write_reference(case, deck, Path(raws[0]), directory))
+        new_raw = Path(raws[0])
+        old_deck = directory / case.name / "deck.cir"
+        kept = (old_deck.exists() and old_deck.read_text() == deck
+                and _same_results(directory / case.name / "ngspice.raw", new_raw))
+        if kept:
+            # Same deck, bit-identical values: keep the committed bytes (only the date
+            # in the rawfile header would change), so regenerating does not churn git.
+            shutil.copyfile(directory / case.name / "ngspice.raw", new_raw)
+        entries.append(write_reference(case, deck, new_raw, directory))
         shutil.rmtree(folder, ignore_errors=True)
         print(f"{case.name:32s} {case.size:>7s}  ngspice {result.seconds:6.2f} s "
-              f"(total {time.perf_counter() - start:.2f} s)")
+              f"(total {time.perf_counter() - start:.2f} s)"
+              + ("  unchanged" if kept else "  NEW/CHANGED"))
     path = write_manifest(entries, version, COMMAND, directory)
     print(f"wrote {len(entries)} cases and {path} ({version})")
     return 0
