@@ -525,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     doc += [f"Total benchmark time {time.perf_counter() - started:.0f} s; load average at "
             f"the end: {load}.", ""]
     args.output.write_text("\n".join(doc) + "\n", encoding="utf-8")
+    sweeps = args.output.parent / "benchmarks-sweeps.md"
+    if sweeps.exists():
+        # Sweep throughput is measured by `make calibration`; carry its latest report.
+        from xbar_circuit.validation.reports import demote_headings, splice_section
+
+        splice_section(args.output, "sweeps", demote_headings(sweeps.read_text()))
     log(f"wrote {args.output}")
     return 0
 

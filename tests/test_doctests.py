@@ -20,6 +20,7 @@ MODULES = [
     "xbar_circuit.netlists.pyspice_circuit",
     "xbar_circuit.backends.ngspice",
     "xbar_circuit.validation.checks",
+    "xbar_circuit.validation.reports",
     "xbar_circuit.effective",
     "xbar_circuit.devices",
     "xbar_circuit.periphery",

@@ -313,6 +313,11 @@ def throughput(sweep_path: str, report_path: str, command: str) -> None:
               "grows with M·N. A load average above 2 means other processes shared the "
               "2 cores during the run, which lowers every figure.", ""]
     Path(report_path).write_text("\n".join(lines), encoding="utf-8")
+    benchmarks = Path(report_path).parent / "benchmarks.md"
+    if benchmarks.exists():  # keep docs/benchmarks.md's sweep section current
+        from xbar_circuit.validation.reports import demote_headings, splice_section
+
+        splice_section(benchmarks, "sweeps", demote_headings("\n".join(lines)))
 
 
 def main(argv: list[str] | None = None) -> int:
