@@ -450,6 +450,21 @@ def write_report(results: dict[str, Any], nets: dict[str, Net], args: argparse.N
     path.write_text("\n".join(lines))
 
 
+_SHORT_NETWORK = {"all-MiniLM-L6-v2": "MiniLM", "facenet": "ONet"}
+_SHORT_LAYER = (("encoder.layer.", "L"), (".attention.self.", "."),
+                (".attention.output.dense", ".attn_out"), (".intermediate.dense", ".ffn_in"),
+                (".output.dense", ".ffn_out"))
+
+
+def short_label(network: str, layer: str) -> str:
+    """A compact axis label such as ``MiniLM/L0.query`` for a network's layer."""
+    net = network.split()[0]
+    net = _SHORT_NETWORK.get(net, net)
+    for long, short in _SHORT_LAYER:
+        layer = layer.replace(long, short)
+    return f"{net}/{layer}"
+
+
 def make_figures(results: dict[str, Any], args: argparse.Namespace, out: Path) -> list[str]:
     import matplotlib
 
@@ -459,20 +474,21 @@ def make_figures(results: dict[str, Any], args: argparse.Namespace, out: Path) -
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for size in args.sizes:
-        rows = [(f"{n.split()[0]}/{layer}", e) for n, r in results.get(size, {}).items()
+        rows = [(short_label(n, layer), e) for n, r in results.get(size, {}).items()
                 for layer, e in r["layers"].items()]
         if not rows:
             continue
-        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows)), 3.8))
+        fig, ax = plt.subplots(figsize=(max(8, 0.5 * len(rows)), 4.8))
         x = np.arange(len(rows))
         for k, (layout, color) in enumerate((("naive", "tab:gray"), ("mdm", "tab:blue"),
                                              ("search", "tab:green"), ("reverse", "tab:red"))):
             ax.bar(x + (k - 1.5) * 0.2, [e[layout] for _, e in rows], 0.2, label=layout,
                    color=color)
-        ax.set_xticks(x, [n for n, _ in rows], rotation=70, fontsize=7)
-        ax.set_ylabel("NF (mean column, all-on)")
+        ax.set_xticks(x, [n for n, _ in rows], rotation=60, ha="right", fontsize=8)
+        ax.set_ylabel("NF (mean column, all-on inputs)")
         ax.set_title(f"NF per layer, {size}x{size} arrays")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncols=4, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+        ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         name = f"mdm_nf_{size}.png"
         fig.savefig(out / name, dpi=110)
@@ -485,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="64,128,256", help="array sizes (square)")
+    parser.add_argument("--figures-only", type=Path, default=None, metavar="JSON",
+                        help="only redraw the figures from a study's JSON (docs/mdm.json)")
     parser.add_argument("--networks", default="digits,mnist,onet,minilm")
     parser.add_argument("--minilm-blocks", type=int, default=1,
                         help="MiniLM encoder blocks whose 6 linear layers are mapped")
@@ -514,6 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     args.sizes = [int(s) for s in str(args.sizes).split(",")]
     args.minilm_sizes = ([int(s) for s in str(args.minilm_sizes).split(",")]
                          if args.minilm_sizes else args.sizes)
+    if args.figures_only is not None:
+        stored = json.loads(args.figures_only.read_text())["results"]
+        results = {int(size): value for size, value in stored.items()}
+        for name in make_figures(results, args, args.figures_only.parent / "figures"):
+            print(f"wrote {args.figures_only.parent / 'figures' / name}")
+        return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
 
