@@ -355,8 +355,11 @@ def assemble(sweep: Sweep, partial: str, *, ngspice_check: bool = True) -> Any:
 
 def provenance(sweep: Sweep, *, ngspice_check: bool = True) -> dict[str, Any]:
     """Attributes recording how a table was made (all plain strings and numbers)."""
-    solver = {"nodal": "direct sparse factorization (machine precision)",
-              "reference": "direct sparse solve (machine precision)",
+    from ..backends.nodal import DEFAULT_RTOL
+
+    solver = {"nodal": f"compiled line-preconditioned CG, relative residual <= {DEFAULT_RTOL:g}"
+                       " (column currents within ~1e-12 of a direct solve)",
+              "reference": "SuperLU direct solve with iterative refinement (machine precision)",
               "ngspice": "ngspice .op defaults (reltol 1e-3, abstol 1e-12 A)"}
     check = _ngspice_check(sweep) if ngspice_check else {"status": "skipped (disabled)"}
     return {
