@@ -214,6 +214,14 @@ class _System:
 def _newton(system: _System, x_r: np.ndarray, x_c: np.ndarray, v: np.ndarray,
             cap: int, tol: float = NEWTON_TOL
             ) -> tuple[np.ndarray, np.ndarray, int, bool, float]:
+    """Damped Newton; overflowing trial steps are rejected quietly (see :func:`_damped`)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _damped(system, x_r, x_c, v, cap, tol)
+
+
+def _damped(system: _System, x_r: np.ndarray, x_c: np.ndarray, v: np.ndarray,
+            cap: int, tol: float = NEWTON_TOL
+            ) -> tuple[np.ndarray, np.ndarray, int, bool, float]:
     """Damped Newton from (x_r, x_c); return (x_r, x_c, iterations, converged, residual).
 
     Converged after a step below ``tol`` times the largest input voltage (intermediate
@@ -225,7 +233,10 @@ def _newton(system: _System, x_r: np.ndarray, x_c: np.ndarray, v: np.ndarray,
     for it in range(1, cap + 1):
         if not math.isfinite(norm):
             return x_r, x_c, it, False, norm
-        d_r, d_c = system.linear_solve(d, -f_r, -f_c)
+        try:
+            d_r, d_c = system.linear_solve(d, -f_r, -f_c)
+        except ConvergenceError:  # the Newton system itself is too ill-conditioned:
+            return x_r, x_c, it, False, norm  # let gmin / source stepping take over
         step = max(float(np.abs(d_r).max()), float(np.abs(d_c).max()))
         if step <= tol * vmax:
             x_r, x_c = x_r + d_r, x_c + d_c

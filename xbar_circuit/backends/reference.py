@@ -371,19 +371,31 @@ def _solve_general(crossbar: Crossbar, v_in: np.ndarray, gates: np.ndarray | Non
             vmax = max(float(np.abs(fixed).max()) * scale, 1e-30)
             for it in range(1, cap + 1):
                 jac = (l_ff + inc_f.T @ sp.diags(d) @ inc_f).tocsc()
-                dx = -spla.splu(jac).solve(f)
+                try:
+                    dx = -spla.splu(jac).solve(f)
+                except RuntimeError:  # singular Jacobian (cells overflowed to 0 or inf)
+                    return x, it, False, float(np.abs(f).max())
+                if not np.all(np.isfinite(dx)):
+                    return x, it, False, float(np.abs(f).max())
                 if np.abs(dx).max() <= NEWTON_TOL * vmax:
                     x = x + dx
                     f = residual(x, scale)[0]
                     return x, it, True, float(np.abs(f).max())
-                norm0 = float(np.linalg.norm(f))
+                with np.errstate(over="ignore", invalid="ignore"):
+                    norm0 = float(np.linalg.norm(f))
                 t = 1.0
-                while True:
-                    f_new, _, d_new = residual(x + t * dx, scale)
-                    if np.all(np.isfinite(f_new)) and (
-                            np.linalg.norm(f_new) <= norm0 * (1.0 + 1e-6) or t < 1e-3):
-                        break
+                accepted = False
+                for _ in range(60):  # backtracking line search, bounded
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        f_new, _, d_new = residual(x + t * dx, scale)
+                        fine = np.all(np.isfinite(f_new)) and np.all(np.isfinite(d_new))
+                        if fine and (np.linalg.norm(f_new) <= norm0 * (1.0 + 1e-6)
+                                     or t < 1e-3):
+                            accepted = True
+                            break
                     t *= 0.5
+                if not accepted:  # every trial step overflowed: give up this strategy
+                    return x, it, False, float(np.abs(f).max())
                 x = x + t * dx
                 f, d = f_new, d_new
             return x, cap, False, float(np.abs(f).max())
