@@ -125,3 +125,53 @@ def test_info_lists_backends() -> None:
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0
     assert "nodal" in result.output and "ngspice" in result.output
+
+
+@pytest.mark.parametrize(
+    ("make_file", "message"),
+    [
+        (lambda p: np.save(p / "v.npy", np.ones((2, 6))), "must hold exactly 6 values"),
+        (lambda p: (p / "v.npy").write_bytes(b"\x93NUMPY garbage"), "cannot read 6 volts"),
+        (lambda p: np.save(p / "v.npy", np.array([object()] * 6), allow_pickle=True),
+         "cannot read 6 volts"),
+        (lambda p: (p / "v.json").write_text('{"a": 1}'), "cannot read 6 volts"),
+        (lambda p: (p / "v.txt").write_text("0.1 abc"), "cannot read 6 volts"),
+        (lambda p: (p / "v.txt").write_text("0.1 0.2"), "must hold exactly 6 values"),
+    ],
+)
+def test_bad_input_files_are_named_before_solving(spec_file, tmp_path, make_file, message):
+    _, path = spec_file
+    make_file(tmp_path)
+    name = next(f for f in tmp_path.iterdir() if f.name.startswith("v."))
+    result = CliRunner().invoke(main, ["solve", str(path), "--v-in", str(name)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_unwritable_outputs_and_bad_files_give_clear_errors(spec_file, tmp_path) -> None:
+    _, path = spec_file
+    missing = tmp_path / "no" / "such" / "dir" / "x.json"
+    result = CliRunner().invoke(main, ["solve", str(path), "--save-spec", str(missing)])
+    assert result.exit_code == 1 and "cannot write the spec" in result.output
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    result = CliRunner().invoke(main, ["solve", str(binary)])
+    assert result.exit_code == 1 and "not a text (UTF-8 JSON) file" in result.output
+    result = CliRunner().invoke(main, ["solve", "--random", "3x3", "--seed", "-1"])
+    assert result.exit_code == 2 and "seed" in result.output
+
+
+def test_timeout_zero_is_rejected_not_ignored(spec_file) -> None:
+    _, path = spec_file
+    result = CliRunner().invoke(main, ["solve", str(path), "--backend", "ngspice",
+                                       "--timeout", "0"])
+    assert result.exit_code == 1 and "timeout must be > 0" in result.output
+
+
+def test_json_output_stays_valid_with_undefined_nf(spec_file) -> None:
+    _, path = spec_file
+    result = CliRunner().invoke(main, ["solve", str(path), "--v-in", "0", "--json",
+                                       "--backend", "reference"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)  # NaN would not parse as strict JSON
+    assert report["backends"]["reference"]["nf"] is None

@@ -90,3 +90,14 @@ def test_public_names() -> None:
     for name in ("Crossbar", "solve", "CrossbarSolution", "BACKENDS", "METRICS", "SpecError"):
         assert hasattr(xc, name)
     assert set(xc.BACKENDS) >= {"nodal", "reference", "ngspice"}
+
+
+@pytest.mark.parametrize("backend", ["nodal", "reference", "ngspice"])
+def test_option_typos_are_backend_errors(xbar: Crossbar, backend: str) -> None:
+    with pytest.raises(BackendError, match="rtoll"):
+        solve(xbar, np.ones(3), backend=backend, rtoll=1e-9)
+
+
+def test_huge_iteration_caps_never_reach_the_kernel(xbar: Crossbar) -> None:
+    with pytest.raises(BackendError, match="max_iter must be at most"):
+        solve(xbar, np.ones(3), max_iter=2**70)

@@ -123,3 +123,29 @@ def test_replace_validates_and_is_ideal() -> None:
     assert xbar.replace(r_row=0.0, r_col=0.0).is_ideal
     with pytest.raises(SpecError, match="r_row"):
         xbar.replace(r_row=-2.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"format": "xbar-circuit/crossbar", "version": 1, "shape": 5, '
+        '"conductance": [[1e-4]], "r_row": 1, "r_col": 1}',
+        '{"format": "xbar-circuit/crossbar", "version": 1, '
+        '"conductance": [[1' + "0" * 400 + ']], "r_row": 1, "r_col": 1}',
+        '{"format": "xbar-circuit/crossbar", "version": 2, "device": {"type": ["sinh"]}, '
+        '"conductance": [[1e-4]], "r_row": 1, "r_col": 1}',
+        '{"format": "xbar-circuit/crossbar", "version": 1, "conductance": '
+        + "[" * 5000 + "]" * 5000 + ', "r_row": 1, "r_col": 1}',
+    ],
+    ids=["shape-not-a-list", "overflowing-number", "unhashable-device", "deep-nesting"],
+)
+def test_malformed_json_content_is_a_spec_error(text: str) -> None:
+    with pytest.raises(SpecError):
+        Crossbar.from_json(text)
+
+
+def test_non_text_inputs_are_spec_errors(tmp_path) -> None:
+    with pytest.raises(SpecError, match="must be JSON text"):
+        Crossbar.from_json(None)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="is a directory"):
+        Crossbar.load(tmp_path)

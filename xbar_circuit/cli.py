@@ -40,21 +40,56 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def _load_inputs(v_in: str, n_rows: int) -> np.ndarray:
-    """Parse ``--v-in``: a number (same voltage on every row) or a .npy/.txt/.json file."""
+    """Parse ``--v-in``: a number (same voltage on every row) or a .npy/.json/.txt file.
+
+    The file must hold exactly M = ``n_rows`` finite values (volts); anything else is a
+    :class:`click.BadParameter` naming the file and the problem.
+    """
     try:
         return np.full(n_rows, float(v_in))
     except ValueError:
         pass
     path = Path(v_in)
-    if not path.exists():
+    if not path.is_file():
         raise click.BadParameter(
             f"--v-in is neither a number of volts nor an existing file: {v_in!r}"
         )
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".json":
-        return np.asarray(json.loads(path.read_text()), dtype=np.float64)
-    return np.loadtxt(path, dtype=np.float64, ndmin=1)
+    try:
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        elif path.suffix == ".json":
+            values = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            values = np.loadtxt(path, dtype=np.float64, ndmin=1)
+        values = np.asarray(values, dtype=np.float64)
+    except (ValueError, TypeError, OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"--v-in file {v_in}: cannot read {n_rows} volts: {exc}") from None
+    if values.shape != (n_rows,):
+        raise click.BadParameter(
+            f"--v-in file {v_in} must hold exactly {n_rows} values (one per row), "
+            f"got an array of shape {values.shape}"
+        )
+    return values
+
+
+def _json_safe(value: object) -> object:
+    """Replace NaN/inf floats by None so that ``--json`` output is valid JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def _write_text(path: str, text: str, what: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {what} to {path}: {exc}") from None
 
 
 def _build_spec(spec_path: str | None, random_size: str | None, seed: int, r_row: float,
@@ -81,7 +116,8 @@ def _spec_options(func):
         click.argument("spec", required=False, type=click.Path(exists=True, dir_okay=False)),
         click.option("--random", "random_size", metavar="MxN",
                      help="Generate a seeded random array of this size instead of reading SPEC."),
-        click.option("--seed", default=0, show_default=True, help="Seed of the random array."),
+        click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="Seed of the random array."),
         click.option("--r-row", default=1.0, show_default=True,
                      help="Row segment resistance (ohm)."),
         click.option("--r-col", default=1.0, show_default=True,
@@ -166,9 +202,9 @@ def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_m
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
     if save_spec:
-        xbar.save(save_spec)
+        _write_text(save_spec, xbar.to_json(indent=1) + "\n", "the spec")
     if output:
-        Path(output).write_text(deck)
+        _write_text(output, deck, "the deck")
         click.echo(f"wrote {output} ({xbar.n_rows}x{xbar.n_cols} crossbar)", err=True)
     else:
         click.echo(deck, nl=False)
@@ -207,13 +243,13 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
                            g_max, density, preset)
         volts = _load_inputs(v_in, xbar.n_rows)
         if save_spec:
-            xbar.save(save_spec)
+            _write_text(save_spec, xbar.to_json(indent=1) + "\n", "the spec")
         names = [backend] if compare is None else [b.strip() for b in compare.split(",")]
         if compare is not None and len(names) != 2:
             raise click.BadParameter(f"--compare takes two backend names, got {compare!r}")
         results = {}
         for name in names:
-            options = {"timeout": timeout} if name == "ngspice" and timeout else {}
+            options = {"timeout": timeout} if name == "ngspice" and timeout is not None else {}
             start = time.perf_counter()
             results[name] = (solve(xbar, volts, backend=name, **options),
                              time.perf_counter() - start)
@@ -244,7 +280,7 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
         status = 0 if max_rel <= rtol else 3
 
     if as_json:
-        click.echo(json.dumps(report, indent=1))
+        click.echo(json.dumps(_json_safe(report), indent=1, allow_nan=False))
     else:
         click.echo(f"crossbar {m}x{n}: r_row={_ohms(xbar.r_row)}, r_col={_ohms(xbar.r_col)}, "
                    f"r_driver={xbar.r_driver:g} ohm, r_sense={xbar.r_sense:g} ohm, "

@@ -449,8 +449,20 @@ class Crossbar:
         ------
         SpecError
             If the dict is not an xbar-circuit crossbar of a known version, misses a
-            field, or holds invalid values.
+            field, or holds invalid values (malformed content of any kind, e.g. a
+            non-list shape, an unhashable device type or numbers too large for a
+            float, is reported as a SpecError too).
         """
+        try:
+            return cls._from_dict(data)
+        except SpecError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError,
+                RecursionError) as exc:
+            raise SpecError(f"malformed crossbar spec: {type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def _from_dict(cls, data: Any) -> Crossbar:
         if not isinstance(data, dict):
             raise SpecError(f"a crossbar spec must be a JSON object, got {type(data).__name__}")
         if data.get("format") != JSON_FORMAT:
@@ -507,9 +519,11 @@ class Crossbar:
         SpecError
             If the text is not valid JSON or not a valid crossbar spec.
         """
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise SpecError(f"a crossbar spec must be JSON text, got {type(text).__name__}")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise SpecError(f"crossbar spec is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
@@ -528,8 +542,13 @@ class Crossbar:
         SpecError
             If the file's content is not a valid crossbar spec (the message names the file).
         """
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except UnicodeDecodeError:
+            raise SpecError(f"{os.fspath(path)}: not a text (UTF-8 JSON) file") from None
+        except IsADirectoryError:
+            raise SpecError(f"{os.fspath(path)}: is a directory, not a spec file") from None
         try:
             return cls.from_json(text)
         except SpecError as exc:

@@ -91,6 +91,7 @@ def solve_batch(
     timeout: float | None = None,
     keep_files: bool | None = None,
     v_gate: Any = None,
+    **unknown: Any,
 ) -> BackendOutput:
     """Solve a batch of input vectors with one ngspice ``.op`` run per vector.
 
@@ -141,6 +142,10 @@ def solve_batch(
     >>> bool(np.allclose(a.column_currents, b.column_currents, rtol=1e-9))  # doctest: +SKIP
     True
     """
+    if unknown:
+        raise BackendError(
+            f"unknown option(s) for backend 'ngspice': {', '.join(sorted(unknown))}; "
+            "known: mode, timeout, keep_files, v_gate")
     start = time.perf_counter()
     if timeout is not None:
         try:

@@ -58,6 +58,9 @@ EFFECTIVE_MIN_CELLS = 128 * 128
 """Smallest array (M·N cells) for which the automatic large-batch path is used; below
 it per-vector CG is as fast (measured, docs/solver.md)."""
 
+_INT_CAP = 2**31 - 1
+"""Largest iteration cap / thread count passed on to the compiled kernels."""
+
 _OPTIONS = ("rtol", "max_iter", "threads", "use_effective", "v_gate", "newton_max_iter")
 
 
@@ -130,14 +133,17 @@ def _parse_options(options: dict[str, Any], m: int, n: int) -> dict[str, Any]:
             value = default
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise BackendError(f"{name} must be a positive integer, got {value!r}")
+        if value > _INT_CAP:
+            raise BackendError(f"{name} must be at most {_INT_CAP}, got {value!r}")
         out[name] = int(value)
     use_effective = options.get("use_effective", "auto")
     if use_effective not in ("auto", True, False):
         raise BackendError(f"use_effective must be 'auto', True or False, got {use_effective!r}")
     out["use_effective"] = use_effective
     value = options.get("newton_max_iter", 50)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise BackendError(f"newton_max_iter must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 \
+            or value > _INT_CAP:
+        raise BackendError(f"newton_max_iter must be an integer in [1, {_INT_CAP}], got {value!r}")
     out["newton_max_iter"] = int(value)
     return out
 
