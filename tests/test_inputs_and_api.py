@@ -101,3 +101,11 @@ def test_option_typos_are_backend_errors(xbar: Crossbar, backend: str) -> None:
 def test_huge_iteration_caps_never_reach_the_kernel(xbar: Crossbar) -> None:
     with pytest.raises(BackendError, match="max_iter must be at most"):
         solve(xbar, np.ones(3), max_iter=2**70)
+
+
+@pytest.mark.parametrize("backend", ["nodal", "reference"])
+def test_gate_voltage_for_gateless_cells_is_an_error(xbar: Crossbar, backend: str) -> None:
+    from xbar_circuit import SpecError
+
+    with pytest.raises(SpecError, match="no gate"):
+        solve(xbar, np.ones(3), backend=backend, v_gate=1.0)

@@ -149,3 +149,15 @@ def test_non_text_inputs_are_spec_errors(tmp_path) -> None:
         Crossbar.from_json(None)  # type: ignore[arg-type]
     with pytest.raises(SpecError, match="is a directory"):
         Crossbar.load(tmp_path)
+
+
+def test_complex_values_sizes_and_field_typos_are_rejected() -> None:
+    with pytest.raises(SpecError, match="conductance must be real"):
+        Crossbar(np.full((2, 2), 1e-4 + 1e-6j), r_row=1.0, r_col=1.0)
+    with pytest.raises(SpecError, match="r_row must be real"):
+        Crossbar(np.full((2, 2), 1e-4), r_row=np.full((2, 2), 1.0 + 1j), r_col=1.0)
+    with pytest.raises(SpecError, match="n_rows must be a whole number"):
+        Crossbar.random(2.5, 3, r_row=1.0, r_col=1.0)
+    xbar = Crossbar(np.full((2, 2), 1e-4), r_row=1.0, r_col=1.0)
+    with pytest.raises(SpecError, match=r"no field.*r_rows"):
+        xbar.replace(r_rows=1.0)

@@ -65,6 +65,8 @@ def _validate_resistance(name: str, value: Any) -> float:
 def _validate_wire(name: str, value: Any, shape: tuple[int, int]) -> float | np.ndarray:
     """A scalar resistance (float) or a per-segment array of ``shape`` (read-only)."""
     if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0):
+        if np.iscomplexobj(value):
+            raise SpecError(f"{name} must be real (ohms); got complex values")
         try:
             array = np.array(value, dtype=np.float64, copy=True)
         except (TypeError, ValueError) as exc:
@@ -86,6 +88,8 @@ def _validate_wire(name: str, value: Any, shape: tuple[int, int]) -> float | np.
 
 def _validate_conductance(value: Any) -> np.ndarray:
     """Return a read-only float64 (M, N) copy of ``value``, or raise :class:`SpecError`."""
+    if np.iscomplexobj(value):
+        raise SpecError("conductance must be real (siemens); got complex values")
     try:
         array = np.array(value, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as exc:
@@ -339,6 +343,11 @@ class Crossbar:
         -------
         Crossbar
         """
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            known = ", ".join(f.name for f in dataclasses.fields(self))
+            raise SpecError(f"Crossbar has no field(s) {', '.join(sorted(unknown))}; "
+                            f"known: {known}")
         return dataclasses.replace(self, **changes)
 
     @classmethod
@@ -386,6 +395,9 @@ class Crossbar:
         >>> sorted(set(xbar.conductance.ravel().tolist()))
         [1e-06, 0.0001]
         """
+        for name, count in (("n_rows", n_rows), ("n_cols", n_cols)):
+            if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+                raise SpecError(f"{name} must be a whole number of lines, got {count!r}")
         if int(n_rows) < 1 or int(n_cols) < 1:
             raise SpecError(f"array size must be at least 1 x 1, got {n_rows} x {n_cols}")
         if not (0.0 <= g_min <= g_max) or not math.isfinite(g_max):

@@ -220,6 +220,7 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
     opts = _parse_options(options, m, n)
     if not crossbar.is_default_topology:
         return _solve_variant(crossbar, v_in, opts, options.get("v_gate"), start)
+    crossbar.gate_voltages(options.get("v_gate"))  # a v_gate for gate-less cells is an error
     if crossbar.is_ideal:
         return ideal_output(crossbar, v_in, start)
     from ..cython_solvers import line_pcg
