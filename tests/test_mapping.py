@@ -348,3 +348,88 @@ def test_import_mapping_stays_light() -> None:
             " for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------ review findings
+def test_layer_nf_rejects_inputs_of_the_wrong_width() -> None:
+    layer = map_layer(_weights(20, 3), tile_rows=8, tile_cols=14)
+    rng = np.random.default_rng(4)
+    for shape in ((2, 21), (2, 3), (19,)):
+        with pytest.raises(MappingError, match=r"layer has K=20 rows"):
+            layer_nf(layer, CIRCUIT, rng.random(shape))
+    assert layer_nf(layer, CIRCUIT, rng.random((2, 20))).layer_nf_inputs is not None
+    with pytest.raises(MappingError, match=r"shape \(B, 20\)"):
+        tile_nf(layer, 0, CIRCUIT, np.ones((2, 21), dtype=np.int64))
+
+
+def test_tile_nf_rejects_bad_tile_indices() -> None:
+    layer = map_layer(_weights(20, 3), tile_rows=8, tile_cols=14)
+    n = len(layer.tiles)
+    for index in (-1, n, n + 5, np.int64(-2)):
+        with pytest.raises(MappingError, match=rf"tile index -?\d+ is out of range.* {n} tile"):
+            tile_nf(layer, index, CIRCUIT)
+        with pytest.raises(MappingError, match="out of range"):
+            search_row_order(layer, index, CIRCUIT, max_evals=2)
+    with pytest.raises(MappingError, match="tile must be a Tile or an integer index"):
+        tile_nf(layer, "0", CIRCUIT)
+    assert np.isfinite(tile_nf(layer, n - 1, CIRCUIT)["nf"])
+
+
+def _invoke_map(args: list[str]):
+    from click.testing import CliRunner
+
+    from xbar_circuit.mapping.cli import map_command
+
+    return CliRunner().invoke(map_command, [*args, "--no-plots"])
+
+
+def test_map_command_rejects_inputs_of_the_wrong_width(tmp_path) -> None:
+    np.save(tmp_path / "w.npy", _weights(20, 3))
+    np.save(tmp_path / "x_bad.npy", np.random.default_rng(1).random((2, 21)))
+    np.save(tmp_path / "x_ok.npy", np.random.default_rng(1).random((2, 20)))
+    res = _invoke_map([str(tmp_path / "w.npy"), "--inputs", str(tmp_path / "x_bad.npy"),
+                       "--tile", "8x14", "-o", str(tmp_path / "out")])
+    assert res.exit_code != 0
+    assert "inputs have 21 features" in res.output and "'w' has K=20 rows" in res.output
+    assert not (tmp_path / "out" / "report.json").exists()
+    res = _invoke_map([str(tmp_path / "w.npy"), "--inputs", str(tmp_path / "x_ok.npy"),
+                       "--tile", "8x14", "-o", str(tmp_path / "ok")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "ok" / "report.json").read_text())
+    assert report["layers"]["w"]["mdm"]["layer_nf_inputs"] is not None
+
+
+def test_map_command_rejects_unreadable_or_non_numeric_files(tmp_path) -> None:
+    w = tmp_path / "w.npy"
+    np.save(w, _weights(8, 2))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "text.npy", np.array([["a", "b"], ["c", "d"]]))
+    np.save(tmp_path / "numtext.npy", np.array([["1", "2"], ["3", "4"]]))
+    (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    for name in ("obj.npy", "text.npy", "numtext.npy", "corrupt.npy", "bad.npz"):
+        with pytest.raises(MappingError, match=name):
+            load_weights(tmp_path / name)
+        res = _invoke_map([str(tmp_path / name), "-o", str(tmp_path / "o")])
+        assert res.exit_code != 0 and name in res.output, (name, res.output)
+        assert isinstance(res.exception, SystemExit), res.exception  # a clean ClickException
+        if name.endswith(".npy"):
+            res = _invoke_map([str(w), "--inputs", str(tmp_path / name), "-o",
+                               str(tmp_path / "o")])
+            assert res.exit_code != 0 and f"inputs file {tmp_path / name}" in res.output, \
+                res.output
+
+
+def test_map_command_rejects_negative_search_options(tmp_path) -> None:
+    from xbar_circuit.mapping.cli import run_map
+
+    np.save(tmp_path / "w.npy", _weights(8, 2))
+    for option, value in (("--search-tiles", "-1"), ("--search-evals", "-3")):
+        res = _invoke_map([str(tmp_path / "w.npy"), option, value, "-o", str(tmp_path / "o")])
+        assert res.exit_code != 0 and option in res.output, res.output
+    weights = {"w": _weights(8, 2)}
+    config = MappingConfig(tile_rows=8, tile_cols=14)
+    with pytest.raises(MappingError, match="search_evals must be an integer >= 0"):
+        run_map(weights, config, CIRCUIT, ["mdm"], search_evals=-3)
+    with pytest.raises(MappingError, match="search_tiles must be an integer >= 0"):
+        run_map(weights, config, CIRCUIT, ["mdm"], search_evals=2, search_tiles=-1)

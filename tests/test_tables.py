@@ -406,3 +406,151 @@ def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name),
                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+# ------------------------------------------------------------ review findings
+TINY = {"grid": {"rows": [4], "cols": [4, 6], "r_row": [1.0], "r_col": [1.0],
+                 "g_on": [1e-4], "g_off": [1e-6], "density": [0.5]},
+        "samples": 1, "seed": 5}
+
+
+@pytest.mark.parametrize("workers", [-2, -1, 1.5, "2", True])
+def test_calibrate_rejects_bad_worker_counts(tmp_path, workers) -> None:
+    out = tmp_path / "t.nc"
+    with pytest.raises(TableError, match="workers must be an integer >= 0"):
+        calibrate(Sweep.from_dict(TINY), out, workers=workers, progress=False,
+                  ngspice_check=False)
+    assert not os.path.exists(str(out) + ".partial")
+
+
+def test_cli_calibrate_rejects_negative_workers(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from xbar_circuit.tables.cli import calibrate_command
+
+    sweep = tmp_path / "s.json"
+    sweep.write_text(json.dumps(TINY))
+    res = CliRunner().invoke(calibrate_command, [str(sweep), "-o", str(tmp_path / "t.nc"),
+                                                 "--workers", "-2", "--no-progress"])
+    assert res.exit_code != 0 and "--workers" in res.output
+    assert not (tmp_path / "t.nc.partial").exists()
+
+
+def test_prediction_rejects_non_default_circuits(serial_table: str) -> None:
+    from xbar_circuit import TIA, Sinh
+
+    lut = LookupTable.load(serial_table)
+    xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_min=1e-6, g_max=1e-4,
+                           density=0.5, seed=7)
+    cases = {"device=Sinh": xbar.replace(device=Sinh(3.0)),
+             "driver_side='both'": xbar.replace(driver_side="both"),
+             "sense_side='top'": xbar.replace(sense_side="top"),
+             "tia=TIA": xbar.replace(tia=TIA(1.0, 100.0)),
+             "per-segment r_row": xbar.replace(r_row=np.full((12, 12), 2.0)),
+             "per-segment r_col": xbar.replace(r_col=np.full((12, 12), 2.0))}
+    for what, bad in cases.items():
+        assert not bad.is_default_topology
+        for predict in (lut.predict_nf, lut.predict_attenuation, lut.crossbar_params):
+            with pytest.raises(TableError, match=f"unsupported: .*{what}"):
+                predict(bad)
+        with pytest.raises(TableError, match="unsupported"):
+            lut.predict_nf(bad, method="model")
+    for predict in (lut.predict_nf, lut.predict_attenuation):
+        with pytest.raises(TableError, match=r"expected an xbar_circuit\.Crossbar, got ndarray"):
+            predict(xbar.conductance)
+
+
+def test_sweep_without_ideal_current_is_rejected(tmp_path) -> None:
+    data = json.loads(json.dumps(TINY))
+    data["grid"].update(density=[0.0], g_off=[0.0])
+    with pytest.raises(SweepError, match="g_off = 0 together with density = 0"):
+        Sweep.from_dict(data)
+    data["grid"].update(density=[0.0, 0.5], g_off=[0.0, 1e-6])
+    with pytest.raises(SweepError, match="undefined NF"):
+        Sweep.from_dict(data)
+    data["grid"].update(density=[0.0], g_off=[1e-6])  # fine: OFF cells still conduct
+    Sweep.from_dict(data)
+
+
+def test_assemble_refuses_undefined_nf(tmp_path) -> None:
+    from xbar_circuit.tables.calibration import _write_point, assemble
+
+    sweep = Sweep.from_dict(TINY)
+    partial = str(tmp_path / "p")
+    os.makedirs(partial)
+    for index in range(sweep.n_points):
+        p = sweep.point(index)
+        loss = np.zeros((p["rows"], p["cols"]))
+        _write_point(partial, index, {
+            "nf": np.full(1, np.nan if index else 0.1), "nf_model": np.zeros(1),
+            "nf_first_order": np.zeros(1), "nf_columns": np.zeros(p["cols"]),
+            "cell_loss": loss, "cell_loss_std": loss, "current_attenuation": loss,
+            "model_loss": loss})
+    with pytest.raises(TableError, match=r"1 grid point.*non-finite"):
+        assemble(sweep, partial, ngspice_check=False)
+
+
+def test_ngspice_check_attribute_is_strict_json(monkeypatch) -> None:
+    from xbar_circuit.tables import calibration
+
+    monkeypatch.setattr(calibration, "_ngspice_check", lambda sweep: {
+        "status": "done", "max_rel_current_diff": float("nan"), "nf_backend": np.nan,
+        "nf_ngspice": float("inf"), "shape": [4, 4]})
+    attrs = calibration.provenance(Sweep.from_dict(TINY))
+
+    def strict(token: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    check = json.loads(attrs["ngspice_check"], parse_constant=strict)
+    assert check["max_rel_current_diff"] is None and check["nf_ngspice"] is None
+    assert check["shape"] == [4, 4]
+
+
+@pytest.mark.parametrize("garbage", [pickle.dumps({"x": 1}), b"junk", b""])
+def test_corrupt_checkpoint_is_discarded_and_recomputed(tmp_path, garbage) -> None:
+    sweep = Sweep.from_dict(TINY)
+    first = tmp_path / "a.nc"
+    calibrate(sweep, first, workers=0, progress=False, ngspice_check=False)
+    out = tmp_path / "b.nc"
+    calibrate(sweep, out, workers=0, progress=False, ngspice_check=False, keep_partial=True)
+    os.remove(out)
+    bad = tmp_path / "b.nc.partial" / "point-0000001.npz"
+    bad.write_bytes(garbage)
+    with pytest.warns(RuntimeWarning, match="corrupt checkpoint .*point-0000001.npz"):
+        result = calibrate(sweep, out, workers=0, progress=False, ngspice_check=False)
+    assert result.computed == 1
+    assert_same_table(str(first), str(out))
+
+
+def test_interpolate_and_predict_reject_bad_queries(serial_table: str) -> None:
+    lut = LookupTable.load(serial_table)
+    grid = {"rows": 8, "cols": 8, "r_row": 1.0, "r_col": 1.0, "r_driver": 0.0,
+            "density": 0.3}
+    with pytest.raises(TableError, match=r"unknown table variable 'nope'.*nf_mean"):
+        lut.interpolate("nope", **grid)
+    for key in ("rows", "r_row", "density"):
+        with pytest.raises(TableError, match=f"parameter '{key}' must be a finite number"):
+            lut.interpolate("nf_mean", **{**grid, key: float("nan")})
+    with pytest.raises(TableError, match="must be a finite number"):
+        lut.interpolate("nf_mean", **{**grid, "cols": float("inf")})
+    with pytest.raises(TableError, match="out_of_range must be one of"):
+        lut.interpolate("nf_mean", out_of_range="typo", **grid)
+    with pytest.raises(TableError, match=r"g_on .* must not be below g_off"):
+        lut.interpolate("nf_mean", **{**grid, "g_on": 1e-7, "g_off": 1e-6})
+    xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_min=1e-6, g_max=1e-4,
+                           density=0.5, seed=7)
+    for kwargs in ({"g_on": float("nan")}, {"g_off": float("nan")}, {"g_on": float("inf")}):
+        with pytest.raises(TableError, match="must be a finite number"):
+            lut.predict_nf(xbar, **kwargs)
+        with pytest.raises(TableError, match="must be a finite number"):
+            lut.predict_attenuation(xbar, **kwargs)
+    with pytest.raises(TableError, match="must not be below g_off"):
+        lut.predict_nf(xbar, g_on=1e-6, g_off=1e-4)
+    for method in ("scalar", "map", "model"):
+        with pytest.raises(TableError, match="out_of_range must be one of"):
+            lut.predict_nf(xbar, method=method, out_of_range="typo")
+    with pytest.raises(TableError, match="out_of_range must be one of"):
+        lut.predict_attenuation(xbar, out_of_range="typo")
+    with pytest.raises(TableError, match="method must be 'scalar', 'map' or 'model'"):
+        lut.predict_nf(xbar, method="exact")
+    assert np.isfinite(lut.predict_nf(xbar, out_of_range="ignore"))

@@ -269,6 +269,19 @@ def _nf_from_currents(ideal: np.ndarray, actual: np.ndarray, real: np.ndarray) -
             "relative_error": float(np.nanmean(rel)), "column_nf": np.nanmean(cols, axis=0)}
 
 
+def _resolve_tile(layer: MappedLayer, tile: Tile | int) -> Tile:
+    """The tile itself, or ``layer.tiles[tile]`` for a valid index (MappingError else)."""
+    if isinstance(tile, Tile):
+        return tile
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)):
+        raise MappingError(f"tile must be a Tile or an integer index, got {type(tile).__name__}")
+    n = len(layer.tiles)
+    if not 0 <= int(tile) < n:
+        raise MappingError(f"tile index {int(tile)} is out of range: the layer has {n} tile(s) "
+                           f"(indices 0 to {n - 1})")
+    return layer.tiles[int(tile)]
+
+
 def tile_nf(layer: MappedLayer, tile: Tile | int, circuit: CircuitParams,
             x_int: np.ndarray | None = None) -> dict[str, Any]:
     """Exact nonideality of one tile (DESIGN.md §2 metrics over its real columns).
@@ -289,7 +302,12 @@ def tile_nf(layer: MappedLayer, tile: Tile | int, circuit: CircuitParams,
         ``nf`` (mean column NF over real columns with I_ideal > 0, averaged over the
         batch), ``nf_aggregate``, ``relative_error`` and ``column_nf`` (C_real,).
     """
-    tile = layer.tiles[tile] if isinstance(tile, (int, np.integer)) else tile
+    tile = _resolve_tile(layer, tile)
+    if x_int is not None:
+        x_int = np.asarray(x_int)
+        if x_int.ndim != 2 or x_int.shape[1] != layer.shape[0]:
+            raise MappingError(f"integer inputs must have shape (B, {layer.shape[0]}) for this "
+                               f"layer of K={layer.shape[0]} rows, got {x_int.shape}")
     v = _stimulus(layer, tile, x_int)
     g_eff = tile_effective_conductance(tile, circuit)
     return _nf_from_currents(v @ tile.conductance, v @ g_eff, tile.real_columns)
@@ -369,6 +387,10 @@ def layer_nf(layer: MappedLayer, circuit: CircuitParams, x: ArrayLike | None = N
     NFReport
     """
     x_int = None if x is None else quantize_inputs(x, layer.config.input_bits, input_scale).q
+    if x_int is not None and x_int.shape[1] != layer.shape[0]:
+        raise MappingError(f"inputs have {x_int.shape[1]} features per vector but the layer "
+                           f"has K={layer.shape[0]} rows; expected shape (B, {layer.shape[0]}) "
+                           f"or ({layer.shape[0]},)")
     rows: list[dict[str, Any]] = []
     cols_allon: list[np.ndarray] = []
     cols_inputs: list[np.ndarray] = []

@@ -15,8 +15,9 @@ import numpy as np
 
 from ..errors import XbarError
 from .circuit import CircuitParams, layer_nf, load_lut
-from .io import load_weights
+from .io import load_array, load_weights
 from .layout import PRESETS, MappingConfig, map_layer
+from .quantize import MappingError
 from .search import search_layer
 
 __all__ = ["map_command", "run_map"]
@@ -53,7 +54,28 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Circ
         Search only the first this-many tiles with the highest MDM NF.
     inputs : ndarray (B, K), optional
         Layer inputs for the NF under real inputs (same K for every matrix).
+
+    Raises
+    ------
+    MappingError
+        For negative ``search_evals``/``search_tiles`` or inputs whose width is not the
+        K of every matrix.
     """
+    if isinstance(search_evals, bool) or not isinstance(search_evals, (int, np.integer)) \
+            or search_evals < 0:
+        raise MappingError(f"search_evals must be an integer >= 0, got {search_evals!r}")
+    if search_tiles is not None and (isinstance(search_tiles, bool) or not isinstance(
+            search_tiles, (int, np.integer)) or search_tiles < 0):
+        raise MappingError(f"search_tiles must be an integer >= 0, got {search_tiles!r}")
+    if inputs is not None:
+        inputs = np.asarray(inputs)
+        if inputs.ndim not in (1, 2):
+            raise MappingError(f"inputs must have shape (K,) or (B, K), got {inputs.shape}")
+        for name, w in weights.items():
+            if inputs.shape[-1] != w.shape[0]:
+                raise MappingError(f"inputs have {inputs.shape[-1]} features per vector but "
+                                   f"matrix {name!r} has K={w.shape[0]} rows (shape "
+                                   f"{tuple(w.shape)}); the inputs must be (B, {w.shape[0]})")
     lut = load_lut(lut_path)
     report: dict[str, Any] = {
         "metric": "nf: mean over real columns of (I_ideal - I)/I_ideal; all-on = every "
@@ -61,7 +83,7 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Circ
         "config": config.to_dict(), "circuit": circuit.to_dict(),
         "lut": {"path": lut_path, "available": lut is not None}, "layers": {}}
     for name, w in weights.items():
-        x = inputs if inputs is not None and inputs.shape[-1] == w.shape[0] else None
+        x = inputs
         entry: dict[str, Any] = {"shape": list(w.shape)}
         mdm_layer = None
         for layout in layouts:
@@ -142,9 +164,9 @@ def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
 @click.option("--inputs", "inputs_path", type=click.Path(exists=True, dir_okay=False),
               help=".npy of layer inputs (B, K): also report the NF under these inputs.")
 @click.option("--lut", "lut_path", default=None, help="Lookup table for estimated NF.")
-@click.option("--search-evals", type=int, default=0, show_default=True,
+@click.option("--search-evals", type=click.IntRange(min=0), default=0, show_default=True,
               help="Exact evaluations per tile of the row-order search from MDM (0 = off).")
-@click.option("--search-tiles", type=int, default=None,
+@click.option("--search-tiles", type=click.IntRange(min=0), default=None,
               help="Search only the N tiles with the highest MDM NF.")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default="xbar-map-out",
               show_default=True, help="Where report.json and the plots go.")
@@ -184,7 +206,7 @@ def map_command(weights: str, config_path: str | None, tensor: str | None, trans
             if n not in PRESETS:
                 raise click.BadParameter(f"unknown layout {n!r}; known: {', '.join(PRESETS)}")
         matrices = load_weights(weights, tensor, transpose=transpose)
-        inputs = np.load(inputs_path, allow_pickle=False) if inputs_path else None
+        inputs = load_array(inputs_path, "inputs") if inputs_path else None
         report = run_map(matrices, config, circuit, names, lut_path=lut_path,
                          search_evals=search_evals, search_tiles=search_tiles, inputs=inputs)
     except (XbarError, TypeError) as exc:

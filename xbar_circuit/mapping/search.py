@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..api import solve
-from .circuit import CircuitParams, _nf_from_currents, _stimulus, tile_crossbar
+from .circuit import CircuitParams, _nf_from_currents, _resolve_tile, _stimulus, tile_crossbar
 from .layout import MappedLayer, Tile
 from .quantize import MappingError
 
@@ -95,7 +95,7 @@ def search_row_order(layer: MappedLayer, tile: Tile | int, circuit: CircuitParam
     """
     if max_evals < 1:
         raise MappingError(f"max_evals must be >= 1, got {max_evals}")
-    tile = layer.tiles[tile] if isinstance(tile, (int, np.integer)) else tile
+    tile = _resolve_tile(layer, tile)
     start_time = time.perf_counter()
     rng = np.random.default_rng(seed)
     best_tile = tile

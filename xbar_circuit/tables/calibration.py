@@ -13,11 +13,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
+import numbers
 import os
 import platform
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -92,9 +95,27 @@ def _prepare_partial(partial: str, sweep: Sweep) -> set[int]:
         _atomic_write_text(marker, sweep.to_json())
     done = set()
     for name in os.listdir(partial):
-        if name.startswith("point-") and name.endswith(".npz"):
-            done.add(int(name[6:-4]))
-    return {i for i in done if i < sweep.n_points}
+        if not (name.startswith("point-") and name.endswith(".npz")):
+            continue
+        try:
+            index = int(name[6:-4])
+        except ValueError:
+            continue
+        if index >= sweep.n_points:
+            continue
+        try:
+            _read_point(partial, index)
+        except TableError as exc:
+            warnings.warn(f"{exc}; discarding it, the point will be computed again",
+                          RuntimeWarning, stacklevel=3)
+            try:
+                os.remove(os.path.join(partial, name))
+            except OSError as err:
+                raise TableError(f"cannot remove the corrupt checkpoint "
+                                 f"{os.path.join(partial, name)}: {err}") from None
+            continue
+        done.add(index)
+    return done
 
 
 def _atomic_write_text(path: str, text: str) -> None:
@@ -117,8 +138,30 @@ def _write_point(partial: str, index: int, result: dict[str, np.ndarray]) -> Non
 
 
 def _read_point(partial: str, index: int) -> dict[str, np.ndarray]:
-    with np.load(_point_path(partial, index), allow_pickle=False) as data:
-        return {k: np.array(data[k]) for k in _POINT_KEYS}
+    """Read one checkpoint; TableError naming the file if it is unreadable or incomplete."""
+    path = _point_path(partial, index)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("not an .npz archive")
+            out = {k: np.array(data[k]) for k in _POINT_KEYS}
+    except Exception as exc:  # ValueError, OSError, KeyError, zipfile.BadZipFile, ...
+        raise TableError(f"corrupt checkpoint {path} ({type(exc).__name__}: {exc})") from None
+    for key, value in out.items():
+        if value.dtype != np.float64:
+            raise TableError(f"corrupt checkpoint {path}: {key!r} has dtype {value.dtype}, "
+                             "expected float64")
+    return out
+
+
+def _check_workers(workers: Any) -> int | None:
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral):
+        raise TableError(f"workers must be an integer >= 0 (0 runs serially), got {workers!r}")
+    if workers < 0:
+        raise TableError(f"workers must be an integer >= 0 (0 runs serially), got {workers}")
+    return int(workers)
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:
@@ -174,8 +217,10 @@ def calibrate(
     SweepError
         For an invalid sweep.
     TableError
-        If the checkpoint directory belongs to a different sweep.
+        If ``workers`` is not an integer >= 0, or the checkpoint directory belongs to a
+        different sweep.
     """
+    workers = _check_workers(workers)
     if not isinstance(sweep, Sweep):
         sweep = Sweep.from_file(sweep)
     output = os.fspath(output)
@@ -296,6 +341,12 @@ def assemble(sweep: Sweep, partial: str, *, ngspice_check: bool = True) -> Any:
         mr, mc = data["cell_loss"].shape
         for key in ("cell_loss", "cell_loss_std", "current_attenuation", "model_loss"):
             arrays[key][(*at, slice(0, mr), slice(0, mc))] = data[key]
+    bad = np.argwhere(~np.isfinite(arrays["nf"]).all(axis=-1).reshape(-1))
+    if bad.size:
+        first = sweep.point(int(bad[0, 0]))
+        first.pop("index")
+        raise TableError(f"{bad.size} grid point(s) gave an undefined (non-finite) NF, e.g. "
+                         f"{first}: no column has a nonzero ideal current; change the sweep")
     map_row_index = np.full((len(sweep.grid["rows"]), k_r), -1, dtype=np.int64)
     for a, m in enumerate(sweep.grid["rows"]):
         idx = sweep.map_indices(m)
@@ -374,8 +425,19 @@ def provenance(sweep: Sweep, *, ngspice_check: bool = True) -> dict[str, Any]:
         "sweep_digest": sweep.digest,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": f"{platform.node()} ({os.cpu_count()} cores, {platform.platform()})",
-        "ngspice_check": json.dumps(check, sort_keys=True),
+        "ngspice_check": json.dumps(_json_safe(check), sort_keys=True, allow_nan=False),
     }
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def _ngspice_check(sweep: Sweep) -> dict[str, Any]:

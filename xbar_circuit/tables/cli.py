@@ -17,7 +17,7 @@ __all__ = ["calibrate_command", "plot_command"]
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="NetCDF table to write; checkpoints go to OUTPUT.partial/ and a rerun "
                    "computes only the missing points.")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Worker processes of the local Dask cluster (default: one per core).")
 @click.option("--serial", is_flag=True, help="Run in this process, without Dask.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",

@@ -43,6 +43,52 @@ class OutOfRangeWarning(UserWarning):
     """A query lies outside the table's grid and was clipped to its edge."""
 
 
+OUT_OF_RANGE = ("clip", "error", "ignore")
+METHODS = ("scalar", "map", "model")
+
+
+def _check_out_of_range(out_of_range: Any) -> str:
+    if not isinstance(out_of_range, str) or out_of_range not in OUT_OF_RANGE:
+        raise TableError(f"out_of_range must be one of {', '.join(map(repr, OUT_OF_RANGE))}, "
+                         f"got {out_of_range!r}")
+    return out_of_range
+
+
+def _finite(name: str, value: Any) -> float:
+    """``value`` as a finite float, else TableError naming the parameter."""
+    if isinstance(value, bool):
+        raise TableError(f"parameter {name!r} must be a finite number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TableError(f"parameter {name!r} must be a finite number, got {value!r}") from None
+    if not np.isfinite(out):
+        raise TableError(f"parameter {name!r} must be a finite number, got {value!r}")
+    return out
+
+
+def _unsupported(crossbar: Crossbar) -> list[str]:
+    """Features of ``crossbar`` outside the default linear circuit the tables model."""
+    from ..devices import Linear
+
+    out = []
+    if type(crossbar.device) is not Linear:
+        out.append(f"device={crossbar.device!r} (only the linear cell model is calibrated)")
+    if crossbar.driver_side != "left":
+        out.append(f"driver_side={crossbar.driver_side!r} (only 'left')")
+    if crossbar.sense_side != "bottom":
+        out.append(f"sense_side={crossbar.sense_side!r} (only 'bottom')")
+    if crossbar.tia is not None:
+        out.append(f"tia={crossbar.tia!r} (only ideal virtual grounds)")
+    if crossbar.sense_load is not None:
+        out.append(f"sense_load={crossbar.sense_load!r} (only ideal virtual grounds)")
+    if not isinstance(crossbar.r_row, float):
+        out.append("per-segment r_row array (only a scalar row-wire resistance)")
+    if not isinstance(crossbar.r_col, float):
+        out.append("per-segment r_col array (only a scalar column-wire resistance)")
+    return out
+
+
 class LookupTable:
     """A calibrated nonideality lookup table (read with :meth:`load`).
 
@@ -135,6 +181,7 @@ class LookupTable:
     def _brackets(self, params: dict[str, float], out_of_range: str
                   ) -> list[tuple[int, int, float]]:
         """Per grid axis: (lower index, upper index, weight of upper)."""
+        _check_out_of_range(out_of_range)
         out = []
         for k in DIMS:
             axis = self._axes[k]
@@ -196,6 +243,12 @@ class LookupTable:
         float or ndarray
             The interpolated value (trailing dimensions kept).
         """
+        _check_out_of_range(out_of_range)
+        known = sorted(k for k, v in self.dataset.data_vars.items()
+                       if tuple(v.dims[: len(DIMS)]) == DIMS)
+        if not isinstance(variable, str) or variable not in known:
+            raise TableError(f"unknown table variable {variable!r}; interpolable variables: "
+                             f"{', '.join(known)}")
         full = self._params(params)
         values = np.asarray(self.dataset[variable].values, dtype=np.float64)
         total = 0.0
@@ -211,13 +264,26 @@ class LookupTable:
         full = {}
         for k in DIMS:
             if k in params:
-                full[k] = float(params[k])
+                full[k] = _finite(k, params[k])
             elif self._axes[k].size == 1:
                 full[k] = float(self._axes[k][0])
             else:
                 raise TableError(f"parameter {k!r} is needed: the table has "
                                  f"{self._axes[k].size} values of it")
+        if full["g_on"] < full["g_off"]:
+            raise TableError(f"g_on ({full['g_on']:g} S) must not be below g_off "
+                             f"({full['g_off']:g} S)")
         return full
+
+    @staticmethod
+    def _check_crossbar(crossbar: Any) -> Crossbar:
+        """TableError unless ``crossbar`` is a Crossbar of the default circuit."""
+        if not isinstance(crossbar, Crossbar):
+            raise TableError(f"expected an xbar_circuit.Crossbar, got {type(crossbar).__name__}")
+        if not crossbar.is_default_topology:
+            raise TableError("lookup tables are calibrated for the default linear circuit "
+                             "only; unsupported: " + "; ".join(_unsupported(crossbar)))
+        return crossbar
 
     # ------------------------------------------------------------- prediction
     def crossbar_params(self, crossbar: Crossbar, *, g_on: float | None = None,
@@ -235,13 +301,16 @@ class LookupTable:
             ``rows``, ``cols``, ``r_row``, ``r_col``, ``r_driver``, ``r_sense`` (ohm),
             ``g_on``, ``g_off`` (S), ``density`` and ``scale`` (the factor c).
         """
-        if not isinstance(crossbar, Crossbar):
-            raise TypeError(f"expected an xbar_circuit.Crossbar, got {type(crossbar).__name__}")
+        self._check_crossbar(crossbar)
         g = crossbar.conductance
-        hi = float(g.max()) if g_on is None else float(g_on)
-        lo = float(g.min()) if g_off is None else float(g_off)
+        hi = float(g.max()) if g_on is None else _finite("g_on", g_on)
+        lo = float(g.min()) if g_off is None else _finite("g_off", g_off)
         if hi <= 0:
             raise TableError("the crossbar has no conducting cell (g_on = 0)")
+        if lo < 0:
+            raise TableError(f"g_off must be >= 0 S, got {lo:g}")
+        if (g_on is not None or g_off is not None) and hi < lo:
+            raise TableError(f"g_on ({hi:g} S) must not be below g_off ({lo:g} S)")
         if hi > lo:
             density = float(np.clip(np.mean((g - lo) / (hi - lo)), 0.0, 1.0))
         else:
@@ -255,13 +324,14 @@ class LookupTable:
                 "g_on": hi * c, "g_off": lo * c, "density": density, "scale": c}
 
     def _inputs(self, crossbar: Crossbar, v_in: Any) -> np.ndarray:
+        self._check_crossbar(crossbar)
         if v_in is None:
             return np.full(crossbar.n_rows, float(self.sweep.inputs["v_read"]))
         v = np.asarray(v_in, dtype=np.float64)
         if v.shape != (crossbar.n_rows,):
-            raise ValueError(f"v_in must have shape ({crossbar.n_rows},), got {v.shape}")
+            raise TableError(f"v_in must have shape ({crossbar.n_rows},), got {v.shape}")
         if not np.all(np.isfinite(v)):
-            raise ValueError("v_in must be finite")
+            raise TableError("v_in must be finite")
         return v
 
     def _ratio_map_at(self, params: dict[str, float], m: int, n: int, out_of_range: str
@@ -306,6 +376,7 @@ class LookupTable:
         ndarray, shape (M, N)
             Dimensionless loss; NaN on rows with V_in = 0.
         """
+        _check_out_of_range(out_of_range)
         v = self._inputs(crossbar, v_in)
         params = self.crossbar_params(crossbar, g_on=g_on, g_off=g_off)
         base = model_loss(crossbar.conductance, v, crossbar.r_row, crossbar.r_col,
@@ -339,14 +410,15 @@ class LookupTable:
         float
             Predicted NF (dimensionless); NaN if no column has I_ideal > 0.
         """
+        if not isinstance(method, str) or method not in METHODS:
+            raise TableError(f"method must be 'scalar', 'map' or 'model', got {method!r}")
+        _check_out_of_range(out_of_range)
         v = self._inputs(crossbar, v_in)
         g = crossbar.conductance
         if method == "map":
             loss = self.predict_attenuation(crossbar, v, out_of_range=out_of_range, g_on=g_on,
                                             g_off=g_off)
             return nf_from_loss(g, v, loss)[0]
-        if method not in ("scalar", "model"):
-            raise ValueError(f"method must be 'scalar', 'map' or 'model', got {method!r}")
         loss = model_loss(g, v, crossbar.r_row, crossbar.r_col, crossbar.r_driver,
                           crossbar.r_sense)
         nf = nf_from_loss(g, v, loss)[0]

@@ -188,6 +188,10 @@ class Sweep:
         if max(grid["g_off"]) >= min(grid["g_on"]):
             raise SweepError(f"every g_off must be below every g_on, got g_off={grid['g_off']} "
                              f"S and g_on={grid['g_on']} S")
+        if 0.0 in grid["g_off"] and 0.0 in grid["density"]:
+            raise SweepError("grid has g_off = 0 together with density = 0: such an array has "
+                             "no conducting cell, so no ideal current and an undefined NF; "
+                             "drop density 0 or use g_off > 0")
         samples, seed = data["samples"], data["seed"]
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise SweepError(f"samples must be an integer >= 1, got {samples!r}")
