@@ -40,3 +40,13 @@ def test_cli_solves_a_version_2_spec_with_tia(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "per segment" in result.output and "TIA outputs" in result.output
     assert "AGREE" in result.output
+
+
+def test_effective_conductance_of_a_variant_honours_solver_options() -> None:
+    from xbar_circuit import BackendError, ConvergenceError
+
+    xbar = _variant()
+    with pytest.raises(BackendError, match="max_iter"):
+        effective_conductance(xbar, max_iter=0)
+    with pytest.raises(ConvergenceError):
+        effective_conductance(xbar, max_iter=1, rtol=1e-15)

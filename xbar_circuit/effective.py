@@ -105,7 +105,9 @@ def effective_conductance(
         # sense load, per-segment wires) are still linear maps: M unit-input solves.
         from .api import solve
 
-        return np.ascontiguousarray(solve(crossbar, np.eye(m), backend="nodal").column_currents)
+        unit = solve(crossbar, np.eye(m), backend="nodal", rtol=rtol, max_iter=max_iter,
+                     threads=threads)
+        return np.ascontiguousarray(unit.column_currents)
     if crossbar.r_row == 0.0 or crossbar.r_col == 0.0:
         # Ideal rows/columns (a direct sweep) or the graph solver, unit inputs in
         # chunks so that the node voltages of a chunk stay under 2**24 doubles.
