@@ -85,9 +85,10 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def _write_text(path: str, text: str, what: str) -> None:
+def _write(path: str, what: str, write: object) -> None:
+    """Run ``write(path)``, turning an OS error into a message naming ``what``."""
     try:
-        Path(path).write_text(text)
+        write(path)  # type: ignore[operator]
     except OSError as exc:
         raise click.ClickException(f"cannot write {what} to {path}: {exc}") from None
 
@@ -202,9 +203,9 @@ def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_m
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
     if save_spec:
-        _write_text(save_spec, xbar.to_json(indent=1) + "\n", "the spec")
+        _write(save_spec, "the spec", xbar.save)
     if output:
-        _write_text(output, deck, "the deck")
+        _write(output, "the deck", lambda path: Path(path).write_text(deck))
         click.echo(f"wrote {output} ({xbar.n_rows}x{xbar.n_cols} crossbar)", err=True)
     else:
         click.echo(deck, nl=False)
@@ -243,7 +244,7 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
                            g_max, density, preset)
         volts = _load_inputs(v_in, xbar.n_rows)
         if save_spec:
-            _write_text(save_spec, xbar.to_json(indent=1) + "\n", "the spec")
+            _write(save_spec, "the spec", xbar.save)
         names = [backend] if compare is None else [b.strip() for b in compare.split(",")]
         if compare is not None and len(names) != 2:
             raise click.BadParameter(f"--compare takes two backend names, got {compare!r}")
