@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from xbar_circuit import Crossbar, solve
+from xbar_circuit.validation.checks import kcl_residuals
 
 CASES = [
     # (M, N, r_row, r_col, r_driver, r_sense)
@@ -17,41 +18,6 @@ CASES = [
 ]
 
 
-def kcl_residuals(xbar: Crossbar, v_in: np.ndarray, sol) -> tuple[np.ndarray, np.ndarray]:
-    """Net current leaving every row and column node (A), from node voltages alone."""
-    g = xbar.conductance
-    vr, vc = sol.row_voltages, sol.column_voltages
-    cell = g * (vr - vc)
-    # Row node (i, j): current to the left neighbour (or through driver + first segment
-    # to the source), to the right neighbour, and into the cell.
-    left = np.empty_like(vr)
-    right = np.zeros_like(vr)
-    if xbar.r_row > 0:
-        left[:, 1:] = (vr[:, 1:] - vr[:, :-1]) / xbar.r_row
-        right[:, :-1] = (vr[:, :-1] - vr[:, 1:]) / xbar.r_row
-    else:  # merged row: the whole row current leaves through the driver
-        left[:, 1:] = 0.0
-    r_first = xbar.r_row + xbar.r_driver
-    left[:, 0] = (vr[:, 0] - v_in) / r_first if r_first > 0 else -cell.sum(axis=1)
-    if xbar.r_row == 0:
-        left[:, 0] = (vr[:, 0] - v_in) / r_first if r_first > 0 else -cell.sum(axis=1)
-        row_res = left[:, 0] + cell.sum(axis=1)  # KCL of the merged row node
-    else:
-        row_res = left + right + cell
-    up = np.zeros_like(vc)
-    down = np.empty_like(vc)
-    if xbar.r_col > 0:
-        up[1:, :] = (vc[1:, :] - vc[:-1, :]) / xbar.r_col
-        down[:-1, :] = (vc[:-1, :] - vc[1:, :]) / xbar.r_col
-    r_last = xbar.r_col + xbar.r_sense
-    down[-1, :] = vc[-1, :] / r_last if r_last > 0 else cell.sum(axis=0)
-    if xbar.r_col == 0:
-        col_res = down[-1, :] - cell.sum(axis=0)
-    else:
-        col_res = up + down - cell
-    return row_res, col_res
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
 def test_kcl_at_every_node_and_output_current(backend: str, case) -> None:
     m, n, r_row, r_col, r_driver, r_sense = case
@@ -59,7 +25,7 @@ def test_kcl_at_every_node_and_output_current(backend: str, case) -> None:
                            r_sense=r_sense, g_min=1e-6, g_max=1e-3, seed=m * 100 + n)
     v_in = np.random.default_rng(n).uniform(-0.3, 0.5, m)
     sol = solve(xbar, v_in, backend=backend)
-    row_res, col_res = kcl_residuals(xbar, v_in, sol)
+    row_res, col_res = kcl_residuals(sol)
     scale = np.abs(xbar.conductance * v_in[:, None]).sum()
     # Currents are differences of node voltages times conductances up to 1/r: the
     # residual is bounded by (rounding of V ~ 1e-16 V) x (largest conductance).
