@@ -23,7 +23,7 @@ def xbar() -> Crossbar:
         (np.ones((0, 3)), "empty batch"),
         (np.array([0.1, np.nan, 0.2]), r"v_in\[1\] = nan"),
         (np.array([[0.1, 0.2, 0.3], [0.1, 0.2, np.inf]]), r"v_in\[1, 2\] = inf"),
-        ("abc", "array of volts"),
+        ("abc", "v_in must be an array of real numbers"),
     ],
 )
 @pytest.mark.parametrize("backend", ["reference", "nodal"])

@@ -156,7 +156,7 @@ def test_complex_values_sizes_and_field_typos_are_rejected() -> None:
         Crossbar(np.full((2, 2), 1e-4 + 1e-6j), r_row=1.0, r_col=1.0)
     with pytest.raises(SpecError, match="r_row must be real"):
         Crossbar(np.full((2, 2), 1e-4), r_row=np.full((2, 2), 1.0 + 1j), r_col=1.0)
-    with pytest.raises(SpecError, match="n_rows must be a whole number"):
+    with pytest.raises(SpecError, match="n_rows must be an integer"):
         Crossbar.random(2.5, 3, r_row=1.0, r_col=1.0)
     xbar = Crossbar(np.full((2, 2), 1e-4), r_row=1.0, r_col=1.0)
     with pytest.raises(SpecError, match=r"no field.*r_rows"):

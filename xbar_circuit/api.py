@@ -7,12 +7,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._memory import check_memory, solve_bytes
+from ._validate import MAX_VOLTAGE, as_real_array, check_finite_array
 from .backends import DEFAULT_BACKEND, backend_solver
-from .errors import InputError, SpecError
+from .errors import InputError, NonFiniteResultError, ResultError, SpecError
 from .solution import BackendOutput, CrossbarSolution
 from .spec import Crossbar
 
-__all__ = ["solve", "validate_inputs"]
+__all__ = ["check_output", "solve", "validate_inputs"]
 
 
 def validate_inputs(crossbar: Crossbar, v_in: ArrayLike) -> tuple[np.ndarray, bool]:
@@ -23,7 +25,7 @@ def validate_inputs(crossbar: Crossbar, v_in: ArrayLike) -> tuple[np.ndarray, bo
     crossbar : Crossbar
         The array the inputs drive.
     v_in : array_like, shape (M,) or (B, M)
-        Source voltages in volts.
+        Source voltages in volts: real numbers with ``|v| <=`` :data:`MAX_VOLTAGE`.
 
     Returns
     -------
@@ -35,14 +37,12 @@ def validate_inputs(crossbar: Crossbar, v_in: ArrayLike) -> tuple[np.ndarray, bo
     Raises
     ------
     InputError
-        For a wrong shape, an empty batch, or NaN/inf values.
+        For a wrong shape, an empty batch, NaN/inf or out-of-range values, or values
+        that are not real numbers (complex, boolean, strings...).
     """
     if not isinstance(crossbar, Crossbar):
         raise SpecError(f"expected an xbar_circuit.Crossbar, got {type(crossbar).__name__}")
-    try:
-        v = np.array(v_in, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"v_in must be an array of volts: {exc}") from None
+    v = as_real_array("v_in", v_in, error=InputError, unit="V")
     m = crossbar.n_rows
     if v.ndim == 1:
         batched = False
@@ -58,12 +58,90 @@ def validate_inputs(crossbar: Crossbar, v_in: ArrayLike) -> tuple[np.ndarray, bo
         )
     if v.shape[0] == 0:
         raise InputError("v_in is an empty batch (shape (0, M))")
-    bad = ~np.isfinite(v)
-    if bad.any():
-        b, i = np.argwhere(bad)[0]
-        where = f"v_in[{b}, {i}]" if batched else f"v_in[{i}]"
-        raise InputError(f"v_in must be finite; {where} = {float(v[b, i])!r}")
+    check_finite_array("v_in", v if batched else v[0], error=InputError, hi=MAX_VOLTAGE,
+                       magnitude=True, unit="V")
     return np.ascontiguousarray(v), batched
+
+
+def _check_memory(crossbar: Crossbar, batch: int, backend: str, options: dict[str, Any]
+                  ) -> None:
+    m, n = crossbar.shape
+    threads = options.get("threads")
+    threads = threads if isinstance(threads, int) and not isinstance(threads, bool) else 1
+    effective = options.get("use_effective") is True
+    needed = solve_bytes(m, n, batch, backend, effective=effective, threads=min(threads, 64))
+    check_memory(needed, f"solving a {m}x{n} crossbar for {batch} input vector(s) with "
+                         f"backend {backend!r}" + (" (use_effective=True)" if effective else ""))
+
+
+def _first(mask: np.ndarray) -> str:
+    return ", ".join(str(int(i)) for i in np.argwhere(mask)[0])
+
+
+def check_output(crossbar: Crossbar, v_batch: np.ndarray, backend: str,
+                 output: BackendOutput) -> None:
+    """Refuse a backend result that is non-finite or physically impossible.
+
+    Every circuit xbar-circuit models is passive apart from its sources (row drivers
+    at ``v_in``, virtual grounds and loads at 0 V), so every node voltage lies in the
+    range spanned by 0 and the inputs, and with linear cells each column current is
+    at most ``span · sum_i G[i, j]`` in magnitude. A result outside those bounds (by
+    more than 1% of the span, far beyond any solver tolerance) is wrong.
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        The solved array.
+    v_batch : ndarray, shape (B, M)
+        The validated inputs, volts.
+    backend : str
+        Backend name, for the message.
+    output : BackendOutput
+        What the backend returned.
+
+    Raises
+    ------
+    NonFiniteResultError
+        For NaN or infinite voltages or currents.
+    ResultError
+        For node voltages outside the sources' range or currents beyond the bound.
+    """
+    arrays = {"row_voltages": output.row_voltages, "column_voltages": output.column_voltages,
+              "column_currents": output.column_currents}
+    if output.port_voltages is not None:
+        arrays["port_voltages"] = output.port_voltages
+    for name, array in arrays.items():
+        values = np.asarray(array, dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise NonFiniteResultError(
+                f"backend {backend!r} returned non-finite {name}: {name}[{_first(bad)}] = "
+                f"{float(values[tuple(np.argwhere(bad)[0])])!r} ({int(bad.sum())} value(s)); "
+                "the circuit is too ill-conditioned for this backend or the backend failed")
+    low = min(0.0, float(v_batch.min()))
+    high = max(0.0, float(v_batch.max()))
+    span = high - low
+    slack = 1e-2 * span + 1e-9
+    for name in ("row_voltages", "column_voltages"):
+        values = np.asarray(arrays[name])
+        bad = (values < low - slack) | (values > high + slack)
+        if bad.any():
+            where = tuple(np.argwhere(bad)[0])
+            raise ResultError(
+                f"backend {backend!r} returned {name} outside the range of the sources "
+                f"[{low:g}, {high:g}] V: {name}[{_first(bad)}] = {float(values[where])!r} V; "
+                "a passive circuit cannot do that, so the result is wrong")
+    if crossbar.is_linear:
+        bound = span * crossbar.conductance.sum(axis=0)
+        currents = np.abs(np.asarray(arrays["column_currents"]))
+        bad = currents > bound * (1 + 1e-2) + 1e-2 * float(bound.max()) + 1e-300
+        if bad.any():
+            where = tuple(np.argwhere(bad)[0])
+            raise ResultError(
+                f"backend {backend!r} returned column_currents[{_first(bad)}] = "
+                f"{float(np.asarray(arrays['column_currents'])[where])!r} A, beyond the "
+                f"largest current the column's cells can carry ({float(bound[where[-1]]):g} "
+                "A); the result is wrong")
 
 
 def solve(
@@ -91,8 +169,13 @@ def solve(
     ------
     InputError, SpecError, BackendError
         For invalid inputs, spec or backend name/options.
+    MemoryLimitError
+        (an InputError) when the request needs more memory than is available; checked
+        before any backend allocates.
     NgspiceNotFoundError, NgspiceError, ConvergenceError
         When a backend cannot run or does not converge.
+    NonFiniteResultError, ResultError
+        When a backend's result is non-finite or physically impossible.
 
     Examples
     --------
@@ -107,5 +190,7 @@ def solve(
     """
     v_batch, batched = validate_inputs(crossbar, v_in)
     solver = backend_solver(backend)
+    _check_memory(crossbar, v_batch.shape[0], backend, options)
     output: BackendOutput = solver(crossbar, v_batch, **options)  # type: ignore[assignment]
+    check_output(crossbar, v_batch, backend, output)
     return CrossbarSolution(crossbar, v_batch, backend, output, batched)

@@ -15,6 +15,9 @@ __all__ = [
     "NgspiceError",
     "NgspiceTimeoutError",
     "ConvergenceError",
+    "MemoryLimitError",
+    "ResultError",
+    "NonFiniteResultError",
 ]
 
 
@@ -77,3 +80,31 @@ class ConvergenceError(XbarError, RuntimeError):
         self.iterations = iterations
         self.residual = residual
         self.tolerance = tolerance
+
+
+class MemoryLimitError(InputError):
+    """A request would need more memory than the machine has available.
+
+    Raised before anything large is allocated.
+
+    Attributes
+    ----------
+    needed : int
+        Estimated bytes the request needs.
+    available : int
+        Bytes of memory available when it was checked.
+    """
+
+    def __init__(self, message: str, needed: int, available: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.available = available
+
+
+class ResultError(XbarError, RuntimeError):
+    """A backend returned a result that is physically impossible (e.g. node voltages
+    outside the range of the sources), so it cannot be trusted."""
+
+
+class NonFiniteResultError(ResultError):
+    """A backend returned NaN or infinite voltages or currents."""

@@ -20,12 +20,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from typing import Any
 
 import numpy as np
 
+from ._memory import check_memory, crossbar_bytes
+from ._validate import (
+    MAX_CONDUCTANCE,
+    MAX_RESISTANCE,
+    as_real_array,
+    check_finite_array,
+    check_int,
+    check_real,
+    load_json,
+    short_repr,
+)
 from .devices import Device, Linear, device_from_dict
 from .errors import SpecError
 from .periphery import DRIVER_SIDES, SENSE_SIDES, TIA
@@ -46,40 +56,23 @@ _RESISTANCE_FIELDS = ("r_row", "r_col", "r_driver", "r_sense")
 
 def _validate_resistance(name: str, value: Any) -> float:
     """Return ``value`` as a float in ohms, or raise :class:`SpecError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        if isinstance(value, np.ndarray) and value.ndim == 0:
-            value = value.item()
-        else:
-            raise SpecError(
-                f"{name} must be a real number of ohms, got {value!r} "
-                f"(type {type(value).__name__})"
-            )
-    value = float(value)
-    if not math.isfinite(value):
-        raise SpecError(f"{name} must be finite, got {value!r} ohm")
-    if value < 0.0:
-        raise SpecError(f"{name} must be >= 0 ohm, got {value!r} ohm")
-    return value
+    return check_real(name, value, 0.0, MAX_RESISTANCE, error=SpecError, unit="ohm")
 
 
 def _validate_wire(name: str, value: Any, shape: tuple[int, int]) -> float | np.ndarray:
     """A scalar resistance (float) or a per-segment array of ``shape`` (read-only)."""
     if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0):
-        if np.iscomplexobj(value):
-            raise SpecError(f"{name} must be real (ohms); got complex values")
-        try:
-            array = np.array(value, dtype=np.float64, copy=True)
-        except (TypeError, ValueError) as exc:
-            raise SpecError(f"{name} must be a number or an array of ohms: {exc}") from None
+        array = as_real_array(name, value, error=SpecError, unit="ohm")
         if array.shape != shape:
             raise SpecError(f"{name} must be a real number of ohms or a per-segment array of "
                             f"shape {shape} (one resistance per segment), got shape "
                             f"{array.shape}")
-        bad = ~np.isfinite(array) | (array < 0.0)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(array) | (array < 0.0) | (array > MAX_RESISTANCE)
         if bad.any():
             i, j = np.argwhere(bad)[0]
-            raise SpecError(f"{name} must be finite and >= 0 ohm; {name}[{i}, {j}] = "
-                            f"{float(array[i, j])!r}")
+            raise SpecError(f"{name} must be finite and >= 0 ohm (at most {MAX_RESISTANCE:g} "
+                            f"ohm); {name}[{i}, {j}] = {float(array[i, j])!r}")
         array = np.ascontiguousarray(array)
         array.setflags(write=False)
         return array
@@ -88,12 +81,11 @@ def _validate_wire(name: str, value: Any, shape: tuple[int, int]) -> float | np.
 
 def _validate_conductance(value: Any) -> np.ndarray:
     """Return a read-only float64 (M, N) copy of ``value``, or raise :class:`SpecError`."""
-    if np.iscomplexobj(value):
-        raise SpecError("conductance must be real (siemens); got complex values")
-    try:
-        array = np.array(value, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"conductance must be an (M, N) array of siemens: {exc}") from None
+    if isinstance(value, np.ndarray):
+        # The copy below is the one large allocation a caller's array causes here.
+        check_memory(crossbar_bytes(1, value.size, copies=1),
+                     f"a {'x'.join(map(str, value.shape))} conductance array")
+    array = as_real_array("conductance", value, error=SpecError, unit="S")
     if array.ndim != 2:
         raise SpecError(
             f"conductance must be a 2-D (M, N) array of siemens, got shape {array.shape}"
@@ -102,20 +94,8 @@ def _validate_conductance(value: Any) -> np.ndarray:
         raise SpecError(
             f"conductance must have at least one row and one column, got shape {array.shape}"
         )
-    bad = ~np.isfinite(array)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise SpecError(
-            f"conductance must be finite; conductance[{i}, {j}] = {float(array[i, j])!r} "
-            f"({int(bad.sum())} non-finite value(s) in all)"
-        )
-    negative = array < 0.0
-    if negative.any():
-        i, j = np.argwhere(negative)[0]
-        raise SpecError(
-            f"conductance must be >= 0 S; conductance[{i}, {j}] = {float(array[i, j])!r} S "
-            f"({int(negative.sum())} negative value(s) in all)"
-        )
+    check_finite_array("conductance", array, error=SpecError, lo=0.0, hi=MAX_CONDUCTANCE,
+                       unit="S")
     array = np.ascontiguousarray(array)
     array.setflags(write=False)
     return array
@@ -395,20 +375,23 @@ class Crossbar:
         >>> sorted(set(xbar.conductance.ravel().tolist()))
         [1e-06, 0.0001]
         """
-        for name, count in (("n_rows", n_rows), ("n_cols", n_cols)):
-            if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-                raise SpecError(f"{name} must be a whole number of lines, got {count!r}")
-        if int(n_rows) < 1 or int(n_cols) < 1:
-            raise SpecError(f"array size must be at least 1 x 1, got {n_rows} x {n_cols}")
-        if not (0.0 <= g_min <= g_max) or not math.isfinite(g_max):
-            raise SpecError(f"need 0 <= g_min <= g_max < inf, got g_min={g_min!r}, g_max={g_max!r}")
+        m = check_int("n_rows", n_rows, 1, error=SpecError)
+        n = check_int("n_cols", n_cols, 1, error=SpecError)
+        g_min = check_real("g_min", g_min, 0.0, MAX_CONDUCTANCE, error=SpecError, unit="S")
+        g_max = check_real("g_max", g_max, 0.0, MAX_CONDUCTANCE, error=SpecError, unit="S")
+        if g_min > g_max:
+            raise SpecError(f"need g_min <= g_max, got g_min={g_min!r} S, g_max={g_max!r} S")
+        if density is not None:
+            density = check_real("density", density, 0.0, 1.0, error=SpecError)
+        if seed is not None:
+            seed = check_int("seed", seed, 0, error=SpecError)
+        # The draws, their float64 result and the validated copy exist at once.
+        check_memory(crossbar_bytes(m, n, copies=3), f"a random {m}x{n} crossbar")
         rng = np.random.default_rng(seed)
         if density is None:
-            conductance = rng.uniform(g_min, g_max, size=(int(n_rows), int(n_cols)))
+            conductance = rng.uniform(g_min, g_max, size=(m, n))
         else:
-            if not 0.0 <= density <= 1.0:
-                raise SpecError(f"density must be in [0, 1], got {density!r}")
-            on = rng.random((int(n_rows), int(n_cols))) < density
+            on = rng.random((m, n)) < density
             conductance = np.where(on, g_max, g_min)
         return cls(conductance, r_row=r_row, r_col=r_col, r_driver=r_driver, r_sense=r_sense,
                    **options)
@@ -471,7 +454,8 @@ class Crossbar:
             raise
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError,
                 RecursionError) as exc:
-            raise SpecError(f"malformed crossbar spec: {type(exc).__name__}: {exc}") from None
+            raise SpecError(f"malformed crossbar spec: {type(exc).__name__}: "
+                            f"{short_repr(str(exc))}") from None
 
     @classmethod
     def _from_dict(cls, data: Any) -> Crossbar:
@@ -479,13 +463,14 @@ class Crossbar:
             raise SpecError(f"a crossbar spec must be a JSON object, got {type(data).__name__}")
         if data.get("format") != JSON_FORMAT:
             raise SpecError(
-                f"not an xbar-circuit crossbar spec: 'format' is {data.get('format')!r}, "
+                f"not an xbar-circuit crossbar spec: 'format' is {short_repr(data.get('format'))}, "
                 f"expected {JSON_FORMAT!r}"
             )
         version = data.get("version")
-        if version not in JSON_VERSIONS or isinstance(version, bool):
+        if isinstance(version, bool) or not isinstance(version, int) \
+                or version not in JSON_VERSIONS:
             raise SpecError(
-                f"unsupported crossbar spec version {version!r} "
+                f"unsupported crossbar spec version {short_repr(version)} "
                 f"(this xbar-circuit reads versions {', '.join(map(str, JSON_VERSIONS))})"
             )
         missing = [k for k in ("conductance", "r_row", "r_col") if k not in data]
@@ -497,7 +482,14 @@ class Crossbar:
         unknown = set(data) - known
         if unknown:
             raise SpecError(f"crossbar spec (version {version}) has unknown field(s): "
-                            f"{', '.join(sorted(unknown))}")
+                            f"{short_repr(', '.join(sorted(map(str, unknown))))}")
+        if version == 1:
+            per_segment = [k for k in ("r_row", "r_col") if isinstance(data[k], (list, tuple))
+                           or (isinstance(data[k], np.ndarray) and data[k].ndim > 0)]
+            if per_segment:
+                raise SpecError(f"crossbar spec version 1 takes scalar wire resistances only; "
+                                f"{', '.join(per_segment)} must be a number of ohms (per-segment "
+                                "wire arrays are a version 2 field)")
         extra: dict[str, Any] = {}
         if version == 2:
             if "device" in data:
@@ -517,7 +509,7 @@ class Crossbar:
         )
         if "shape" in data and list(data["shape"]) != list(xbar.shape):
             raise SpecError(
-                f"crossbar spec 'shape' {data['shape']!r} does not match the conductance "
+                f"crossbar spec 'shape' {short_repr(data['shape'])} does not match the conductance "
                 f"array's shape {list(xbar.shape)}"
             )
         return xbar
@@ -533,11 +525,7 @@ class Crossbar:
         """
         if not isinstance(text, (str, bytes, bytearray)):
             raise SpecError(f"a crossbar spec must be JSON text, got {type(text).__name__}")
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise SpecError(f"crossbar spec is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(load_json(text, "crossbar spec", error=SpecError))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the spec as JSON to ``path``."""
