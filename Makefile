@@ -10,7 +10,8 @@ STAMP := $(VENV)/.xbar-installed
 SYSTEM_STAMP := $(VENV)/.system-deps
 SOURCES := pyproject.toml setup.py $(wildcard cython_solvers/*.pyx)
 
-.PHONY: demo test bench validate references calibration mdm-study lint setup system-deps clean
+.PHONY: demo test bench validate references calibration mdm-study lint setup system-deps clean \
+	docs check-package
 
 demo: setup
 	$(VENV)/bin/xbar solve --random 32x32 --seed 1 --r-row 2.5 --r-col 2.5 \
@@ -49,6 +50,19 @@ mdm-study: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# The documentation site (Sphinx, warnings are errors; the tutorial notebook is executed).
+# Its tools are the [docs] extra of pyproject.toml, installed beside the editable package.
+docs: setup
+	$(PY) -c 'import tomllib; extra = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	    print("\n".join(r for r in extra["optional-dependencies"]["docs"] \
+	                     if not r.startswith("xbar-circuit")))' > $(VENV)/docs-requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/docs-requirements.txt
+	$(PY) -m sphinx -W --keep-going -q -b html docs build/docs
+
+# Build the sdist and the wheel, install each into a fresh venv, test them outside the tree.
+check-package: setup
+	PYTHON=$(PYTHON) ./scripts/check_package.sh
+
 setup: system-deps $(STAMP)
 
 system-deps:
@@ -59,8 +73,8 @@ $(VENV)/bin/python: | system-deps
 
 # Reinstall when the build inputs change (system-deps is checked on every run).
 $(STAMP): $(VENV)/bin/python $(SOURCES)
-	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.25"
-	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
+	$(PY) -m pip install -q --upgrade pip "setuptools>=77" wheel "Cython>=3.0" "numpy>=1.25"
+	$(PY) -m pip install -q --no-build-isolation -e ".[all,dev]"
 	touch $(STAMP)
 
 clean:

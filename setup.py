@@ -14,6 +14,15 @@ from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
 
+# The package cannot solve anything without its compiled kernels: a source tree or an
+# sdist without them must stop the build here, not install a package that fails later.
+KERNEL_SOURCES = sorted((HERE / "cython_solvers").glob("_*.pyx"))
+if not KERNEL_SOURCES:
+    raise SystemExit(
+        f"xbar-circuit: no kernel sources cython_solvers/_*.pyx under {HERE.resolve()}; "
+        "the compiled solver cannot be built (an sdist must include them: see MANIFEST.in)"
+    )
+
 extensions = [
     Extension(
         f"xbar_circuit.cython_solvers.{pyx.stem}",
@@ -22,7 +31,7 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
     )
-    for pyx in sorted((HERE / "cython_solvers").glob("_*.pyx"))
+    for pyx in KERNEL_SOURCES
 ]
 
 setup(
@@ -44,11 +53,14 @@ setup(
     # The committed ngspice reference corpus ships with the package, so that
     # `xbar validate` works from any install, not only from a clone.
     package_data={
+        "xbar_circuit": ["py.typed"],
         "xbar_circuit.validation": ["references/*.json", "references/*/*", "sweeps/*.yaml"],
     },
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3"},
+        # The kernels share inline chain primitives (cython_solvers/_chains.pxd).
+        include_path=[str(HERE / "cython_solvers")],
         annotate=False,
     ),
     zip_safe=False,

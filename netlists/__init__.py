@@ -13,6 +13,14 @@ Importing this package imports neither PySpice, matplotlib nor networkx.
 
 from __future__ import annotations
 
+# This folder is a subpackage of xbar_circuit (setup.py maps it); imported under its bare
+# name from a source tree, its relative imports would fail obscurely or load a second copy.
+if __name__ != "xbar_circuit.netlists":
+    raise ImportError(
+        f"netlists/ is installed as 'xbar_circuit.netlists'; import it under that "
+        f"name, not as {__name__!r} (install the package first: pip install -e .)"
+    )
+
 from .deck import (
     GROUND,
     Element,

@@ -44,7 +44,9 @@ def to_pyspice_circuit(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None
         raise NotImplementedError(
             "to_pyspice_circuit builds only today's default circuit; write variant decks "
             "(device models, TIA, driver/sense sides, per-segment wires) with write_deck")
-    from PySpice.Spice.Netlist import Circuit
+    from xbar_circuit._optional import import_optional
+
+    Circuit = import_optional("PySpice.Spice.Netlist", "to_pyspice_circuit").Circuit
 
     m, n = crossbar.shape
     circuit = Circuit(title or f"xbar-circuit crossbar {m}x{n}")

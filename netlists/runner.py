@@ -442,7 +442,7 @@ class _Shared:
             )
         except ImportError as exc:
             raise NgspiceNotFoundError(
-                f"shared mode needs PySpice (pip install PySpice): {exc}"
+                f'shared mode needs PySpice (pip install "xbar-circuit[spice]"): {exc}'
             ) from None
         # PySpice opens LIBRARY_PATH formatted with the instance id ("libngspice{}.so");
         # pointing it at the library we found also works with libngspice.so.0 alone.

@@ -325,8 +325,9 @@ def format_table(rows: Sequence[CheckResult], markdown: bool = False) -> str:
 def write_report(rows: Sequence[CheckResult], path: Path, figures: Path, command: str,
                  directory: Path = REFERENCE_DIR) -> list[Path]:
     """Write the Markdown report and the parity plots; return the files written."""
-    import matplotlib
+    from xbar_circuit._optional import import_optional
 
+    matplotlib = import_optional("matplotlib", "the validation report's parity plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -7,6 +7,30 @@ backend (``"nodal"``, ``"reference"``, ``"ngspice"``) and read the same
 
 from __future__ import annotations
 
+
+def _require_mapped_subpackages() -> None:
+    """Stop with the fix when this package is a source tree that was never installed.
+
+    setup.py maps the top-level folders ``netlists/``, ``cython_solvers/`` and
+    ``validation/`` into this package; Python started inside a clone finds the bare
+    ``xbar_circuit/`` folder first, and without an editable install those subpackages
+    (and the compiled kernels) do not exist.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec(f"{__name__}.cython_solvers") is None:
+        here = Path(__file__).resolve().parent
+        raise ImportError(
+            f"xbar_circuit was imported from {here}, a source tree without the subpackages "
+            "that setup.py maps into it (netlists, cython_solvers, validation): install it "
+            "in place (pip install -e . or make setup), or run Python from outside the "
+            "source tree to use an installed copy"
+        )
+
+
+_require_mapped_subpackages()
+
 from ._version import __version__
 from .api import solve, validate_inputs
 from .backends import BACKENDS, DEFAULT_BACKEND
@@ -26,6 +50,7 @@ from .errors import (
     BackendError,
     ConvergenceError,
     InputError,
+    MissingDependencyError,
     NgspiceError,
     NgspiceNotFoundError,
     NgspiceTimeoutError,
@@ -77,4 +102,5 @@ __all__ = [
     "NgspiceError",
     "NgspiceTimeoutError",
     "ConvergenceError",
+    "MissingDependencyError",
 ]

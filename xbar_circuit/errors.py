@@ -18,6 +18,7 @@ __all__ = [
     "MemoryLimitError",
     "ResultError",
     "NonFiniteResultError",
+    "MissingDependencyError",
 ]
 
 
@@ -80,6 +81,20 @@ class ConvergenceError(XbarError, RuntimeError):
         self.iterations = iterations
         self.residual = residual
         self.tolerance = tolerance
+
+
+class MissingDependencyError(XbarError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install.
+
+    Attributes
+    ----------
+    extra : str
+        The package extra that provides it, as in ``pip install "xbar-circuit[extra]"``.
+    """
+
+    def __init__(self, message: str, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class MemoryLimitError(InputError):

@@ -1,13 +1,22 @@
-"""The solution object every backend returns, and the nonideality metrics (DESIGN.md §2)."""
+"""The solution object every backend returns, and the nonideality metrics.
+
+The circuit convention and the definitions of the metrics are in the documentation page
+``docs/convention.md``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ._optional import import_optional
+from ._version import __version__
+from .errors import InputError
 from .spec import Crossbar
 
 __all__ = ["CrossbarSolution", "METRICS", "BackendOutput"]
@@ -156,8 +165,8 @@ class CrossbarSolution:
         """Array nonideality factor: mean of :attr:`nf_columns` over columns with I_ideal != 0.
 
         A float for a single input, shape (B,) for a batch; NaN when every column has
-        I_ideal = 0. For non-negative inputs this is DESIGN.md's rule (columns with
-        I_ideal > 0).
+        I_ideal = 0. For non-negative inputs these are the columns with I_ideal > 0, the
+        definition of ``docs/convention.md``.
         """
         per_column = np.atleast_2d(self.nf_columns)
         counts = np.sum(~np.isnan(per_column), axis=-1)
@@ -204,11 +213,17 @@ class CrossbarSolution:
         ----------
         column_weights : array_like, shape (N,)
             Digital weight of each column in the recombination (dimensionless).
+
+        Raises
+        ------
+        InputError
+            If ``column_weights`` does not hold one finite weight per column.
         """
         weights = np.asarray(column_weights, dtype=np.float64)
-        if weights.shape != (self.crossbar.n_cols,):
-            raise ValueError(
-                f"column_weights must have shape ({self.crossbar.n_cols},), got {weights.shape}"
+        if weights.shape != (self.crossbar.n_cols,) or not np.all(np.isfinite(weights)):
+            raise InputError(
+                f"column_weights must hold {self.crossbar.n_cols} finite weights (one per "
+                f"column), got an array of shape {weights.shape}"
             )
         ideal = np.atleast_2d(self.ideal_currents) @ weights
         actual = np.atleast_2d(self.column_currents) @ weights
@@ -219,17 +234,46 @@ class CrossbarSolution:
     def metric(self, name: str, **kwargs: Any) -> Any:
         """Return a metric by name; see :data:`METRICS` for the names.
 
+        Parameters
+        ----------
+        name : str
+            One of :data:`METRICS`.
+        **kwargs
+            Arguments of the metric: ``nf_bit_weighted`` needs ``column_weights``, the
+            digital weight of each of the N columns (e.g. ``2**bit``); the others take none.
+
         Raises
         ------
-        KeyError
-            For an unknown metric name (the message lists the known ones).
+        InputError
+            For an unknown metric name (the message lists the known ones), or arguments
+            the metric does not take or misses.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xbar_circuit import Crossbar, solve
+        >>> sol = solve(Crossbar(np.full((2, 2), 1e-4), r_row=1.0, r_col=1.0), np.ones(2))
+        >>> sol.metric("nf") == sol.nf
+        True
+        >>> w = [1.0, 2.0]
+        >>> sol.metric("nf_bit_weighted", column_weights=w) == sol.nf_bit_weighted(w)
+        True
         """
-        try:
-            func = METRICS[name]
-        except KeyError:
+        if name not in METRICS:
             known = ", ".join(sorted(METRICS))
-            raise KeyError(f"unknown metric {name!r}; known: {known}") from None
-        return func(self, **kwargs)
+            raise InputError(f"unknown metric {name!r}; the metrics are: {known}")
+        needed = _METRIC_ARGUMENTS.get(name, ())
+        missing = [arg for arg in needed if arg not in kwargs]
+        unknown = sorted(set(kwargs) - set(needed))
+        if missing:
+            raise InputError(
+                f"metric {name!r} needs {', '.join(missing)}=...: the digital weight of each "
+                f"of the {self.crossbar.n_cols} columns, e.g. column_weights=2**bit_index"
+            )
+        if unknown:
+            takes = ", ".join(needed) if needed else "no arguments"
+            raise InputError(f"metric {name!r} takes {takes}; got {', '.join(unknown)}")
+        return METRICS[name](self, **kwargs)
 
     # -------------------------------------------------------------------- power
     @property
@@ -246,7 +290,7 @@ class CrossbarSolution:
         ------
         NotImplementedError
             For variant topologies (device models, driver/sense sides, TIA, sense
-            load, per-segment wires): the formula below is today's circuit only.
+            load, per-segment wires): the formula below covers the default circuit only.
         """
         xbar = self.crossbar
         if not xbar.is_default_topology:
@@ -268,6 +312,211 @@ class CrossbarSolution:
             total = total + np.sum(np.diff(vc, axis=-2) ** 2, axis=(-2, -1)) / xbar.r_col
         return total if self.batched else float(total[0])
 
+    # -------------------------------------------------------------- keep and look
+    def to_xarray(self) -> Any:
+        """The solution as a labelled :class:`xarray.Dataset`, with units.
+
+        Dimensions are ``batch`` (only for a batch of inputs), ``row`` (i, M of them) and
+        ``column`` (j, N). Every variable has a ``units`` attribute (``V``, ``A``, ``S`` or
+        ``1`` for dimensionless) and a ``long_name``; the dataset's attributes hold the
+        backend, its metadata and the crossbar spec as JSON, so that :meth:`load` rebuilds
+        the same solution.
+
+        Returns
+        -------
+        xarray.Dataset
+
+        Raises
+        ------
+        MissingDependencyError
+            If xarray is not installed (``pip install "xbar-circuit[tables]"``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from xbar_circuit import Crossbar, solve
+        >>> sol = solve(Crossbar(np.full((2, 3), 1e-4), r_row=1.0, r_col=1.0), np.ones(2))
+        >>> ds = sol.to_xarray()
+        >>> dict(ds.sizes), ds["column_currents"].attrs["units"]
+        ({'row': 2, 'column': 3}, 'A')
+        """
+        xr = import_optional("xarray", "CrossbarSolution.to_xarray")
+        lead = ("batch",) if self.batched else ()
+        row_col = (*lead, "row", "column")
+
+        def var(dims: tuple[str, ...], values: Any, units: str, long_name: str) -> Any:
+            return xr.Variable(dims, np.array(values, dtype=np.float64),
+                               attrs={"units": units, "long_name": long_name})
+
+        data = {
+            "v_in": var((*lead, "row"), self.v_in, "V", "source voltage of row i"),
+            "column_currents": var((*lead, "column"), self.column_currents, "A",
+                                   "current from column j into the sense amplifier"),
+            "ideal_currents": var((*lead, "column"), self.ideal_currents, "A",
+                                  "ideal output V·G"),
+            "row_voltages": var(row_col, self.row_voltages, "V", "row-wire node voltage"),
+            "column_voltages": var(row_col, self.column_voltages, "V",
+                                   "column-wire node voltage"),
+            "cell_currents": var(row_col, self.cell_currents, "A",
+                                 "cell current from row to column"),
+            "nf_columns": var((*lead, "column"), self.nf_columns, "1",
+                              "column nonideality factor (I_ideal - I) / I_ideal"),
+            "nf": var(lead, self.nf, "1", "mean column nonideality factor"),
+            "conductance": var(("row", "column"), self.crossbar.conductance, "S",
+                               "cell conductance"),
+        }
+        if self._port_voltages is not None:
+            data["port_voltages"] = var(
+                (*lead, "column"), self._port_voltages, "V",
+                "finite-gain TIA output voltage" if self.crossbar.tia is not None
+                else "voltage across the sense load")
+        coords = {"row": np.arange(self.crossbar.n_rows),
+                  "column": np.arange(self.crossbar.n_cols)}
+        if self.batched:
+            coords["batch"] = np.arange(self._v_in_batch.shape[0])
+        attrs = {
+            "title": "xbar-circuit crossbar solution",
+            "backend": self.backend,
+            "batched": int(self.batched),
+            "crossbar": self.crossbar.to_json(),
+            "info": json.dumps(self.info, default=_json_default),
+            "xbar_circuit_version": __version__,
+            "convention": "docs/convention.md of xbar-circuit: rows driven at index 0 "
+                          "(left), sense amplifiers after row M-1 (bottom), currents into "
+                          "the virtual ground positive",
+        }
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the solution to a NetCDF-4 file (see :meth:`to_xarray` for its content).
+
+        Parameters
+        ----------
+        path : str or path-like
+            File to write, conventionally ``*.nc``; read it back with :meth:`load`.
+
+        Raises
+        ------
+        MissingDependencyError
+            If xarray or h5netcdf is not installed (``pip install "xbar-circuit[tables]"``).
+        OSError
+            If the file cannot be written.
+        """
+        dataset = self.to_xarray()
+        import_optional("h5netcdf", "CrossbarSolution.save")
+        dataset.to_netcdf(os.fspath(path), engine="h5netcdf")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CrossbarSolution:
+        """Read a solution written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A NetCDF file written by :meth:`save`.
+
+        Returns
+        -------
+        CrossbarSolution
+            Equal, array by array, to the solution that was saved.
+
+        Raises
+        ------
+        InputError
+            If the file does not exist or is not a saved solution.
+        MissingDependencyError
+            If xarray or h5netcdf is not installed.
+        """
+        xr = import_optional("xarray", "CrossbarSolution.load")
+        import_optional("h5netcdf", "CrossbarSolution.load")
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise InputError(f"no saved solution at {path!r}")
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                ds = ds.load()
+        except Exception as exc:  # h5py/h5netcdf raise several types for non-HDF5 data
+            raise InputError(f"{path}: not a readable NetCDF-4 file "
+                             f"({type(exc).__name__}: {exc})") from None
+        needed = {"v_in", "row_voltages", "column_voltages", "column_currents"}
+        if "crossbar" not in ds.attrs or not needed <= set(ds.data_vars):
+            raise InputError(f"{path}: not a solution saved by CrossbarSolution.save")
+        batched = bool(ds.attrs.get("batched", 0))
+
+        def batch(name: str) -> np.ndarray:
+            values = np.asarray(ds[name].values, dtype=np.float64)
+            return values if batched else values[None]
+
+        port = batch("port_voltages") if "port_voltages" in ds else None
+        output = BackendOutput(batch("row_voltages"), batch("column_voltages"),
+                               batch("column_currents"), info=json.loads(ds.attrs["info"]),
+                               port_voltages=port)
+        return cls(Crossbar.from_json(ds.attrs["crossbar"]), batch("v_in"),
+                   str(ds.attrs["backend"]), output, batched)
+
+    def plot(self, path: str | os.PathLike[str] | None = None, *, index: int = 0) -> Any:
+        """Draw IR-drop maps of the row and column wires and a map of the cell currents.
+
+        Three panels over the array (row i down, column j across, drivers on the left,
+        sense amplifiers at the bottom): the drop along each row wire
+        ``V_in,i - V(r(i, j))``, the column-wire voltage ``V(c(i, j))`` (its rise above
+        the sense amplifier's virtual ground) and the cell current ``I(i, j)``.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Also write the figure to this file (PNG, PDF or SVG by its suffix).
+        index : int, default 0
+            Which input of a batch to draw.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        MissingDependencyError
+            If matplotlib is not installed (``pip install "xbar-circuit[plot]"``).
+        InputError
+            If ``index`` is outside the batch.
+        """
+        import_optional("matplotlib", "CrossbarSolution.plot")
+        from matplotlib.figure import Figure
+
+        if self.batched:
+            size = self._v_in_batch.shape[0]
+            if not -size <= index < size:
+                raise InputError(f"index {index} is outside the batch of {size} inputs")
+            pick = (lambda a: a[index])  # noqa: E731
+        else:
+            if index not in (0, -1):
+                raise InputError(f"index {index}: the solution has a single input")
+            pick = (lambda a: a)  # noqa: E731
+        v_in = pick(self.v_in)
+        panels = [
+            ("Row-wire IR drop  $V_{in,i} - V(r_{ij})$", v_in[:, None] - pick(self.row_voltages),
+             "IR drop", "V", "viridis"),
+            ("Column-wire voltage  $V(c_{ij})$", pick(self.column_voltages), "voltage", "V",
+             "viridis"),
+            ("Cell current  $I_{ij}$", pick(self.cell_currents), "current", "A", "magma"),
+        ]
+        m, n = self.crossbar.shape
+        batch = f", input {index}" if self.batched else ""
+        fig = Figure(figsize=(13.0, 4.2), layout="constrained")
+        fig.suptitle(f"{m}×{n} crossbar, backend {self.backend}{batch}: "
+                     f"NF = {float(np.atleast_1d(self.nf)[index]):.4g}")
+        for ax, (title, values, quantity, unit, cmap) in zip(fig.subplots(1, 3), panels,
+                                                             strict=True):
+            scale, prefix = _engineering_scale(values)
+            image = ax.imshow(values * scale, cmap=cmap, aspect="auto", interpolation="nearest")
+            ax.set_title(title)
+            ax.set_xlabel("column j")
+            ax.set_ylabel("row i")
+            fig.colorbar(image, ax=ax, label=f"{quantity} ({prefix}{unit})")
+        if path is not None:
+            fig.savefig(os.fspath(path), dpi=120)
+        return fig
+
 
 METRICS: dict[str, Callable[..., Any]] = {
     "nf": lambda s: s.nf,
@@ -277,6 +526,31 @@ METRICS: dict[str, Callable[..., Any]] = {
     "cell_loss": lambda s: s.cell_loss,
     "relative_error": lambda s: s.relative_error,
 }
-"""Metrics by name (DESIGN.md §2): ``nf`` (mean column NF), ``nf_columns``,
+"""Metrics by name (defined in ``docs/convention.md``): ``nf`` (mean column NF), ``nf_columns``,
 ``nf_aggregate``, ``nf_bit_weighted``, ``cell_loss`` (1 - V_cell/V_in) and
 ``relative_error`` (‖I - I_ideal‖/‖I_ideal‖)."""
+
+_METRIC_ARGUMENTS: dict[str, tuple[str, ...]] = {"nf_bit_weighted": ("column_weights",)}
+"""Keyword arguments each metric of :data:`METRICS` requires (none for the others)."""
+
+
+def _json_default(value: Any) -> Any:
+    """JSON form of the NumPy values found in backend metadata."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+_PREFIXES = ((1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n"), (1e12, "p"))
+
+
+def _engineering_scale(values: np.ndarray) -> tuple[float, str]:
+    """Factor and SI prefix that bring the largest magnitude of ``values`` into [1, 1000)."""
+    finite = np.abs(values[np.isfinite(values)])
+    peak = float(finite.max()) if finite.size else 0.0
+    for factor, prefix in _PREFIXES:
+        if peak * factor >= 1.0:
+            return factor, prefix
+    return _PREFIXES[-1] if peak > 0 else (1.0, "")

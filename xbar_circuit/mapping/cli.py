@@ -116,8 +116,9 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Circ
 
 
 def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
-    import matplotlib
+    from .._optional import import_optional
 
+    matplotlib = import_optional("matplotlib", "xbar map --plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

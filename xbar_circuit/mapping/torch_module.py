@@ -38,7 +38,9 @@ def as_torch_module(layer: MappedLayer, circuit: CircuitParams | None = None, *,
     ImportError
         When PyTorch is not installed.
     """
-    import torch
+    from .._optional import import_optional
+
+    torch = import_optional("torch", "as_torch_module")
 
     class CrossbarLinear(torch.nn.Module):
         """A linear layer computed by crossbar circuits (forward only)."""

@@ -267,8 +267,12 @@ def compute_points(sweep_json: str, indices: list[int]) -> list[tuple[int, dict[
 def _run_dask(sweep: Sweep, sweep_json: str, todo: list[int], workers: int | None,
               scheduler: str | None, finished: Callable[[int, dict[str, np.ndarray]], None]
               ) -> int:
-    import dask
-    from distributed import Client, LocalCluster, as_completed
+    from .._optional import import_optional
+
+    dask = import_optional("dask", "calibrate() with Dask workers")
+    distributed = import_optional("distributed", "calibrate() with Dask workers")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
+    as_completed = distributed.as_completed
 
     cluster = None
     if scheduler is None:
@@ -310,7 +314,10 @@ def assemble(sweep: Sweep, partial: str, *, ngspice_check: bool = True) -> Any:
     TableError
         If a grid point has no checkpoint.
     """
-    import xarray as xr
+    from .._optional import import_optional
+
+    xr = import_optional("xarray", "a lookup table")
+    import_optional("h5netcdf", "writing a lookup table to NetCDF")
 
     shape = sweep.shape
     n_max_r, n_max_c = max(sweep.grid["rows"]), max(sweep.grid["cols"])

@@ -167,8 +167,10 @@ class LookupTable:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise TableError(f"no lookup table at {path!r}")
-        import xarray as xr
+        from .._optional import import_optional
 
+        xr = import_optional("xarray", "LookupTable.load")
+        import_optional("h5netcdf", "LookupTable.load")
         try:
             with xr.open_dataset(path, engine="h5netcdf") as ds:
                 ds = ds.load()

@@ -46,8 +46,9 @@ def plot_nf_vs_size(table: Any, path: str | os.PathLike[str], *, wire: str = "r_
     str
         The path written.
     """
-    import matplotlib
+    from .._optional import import_optional
 
+    matplotlib = import_optional("matplotlib", "plotting a lookup table")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -101,8 +102,9 @@ def plot_heatmap(table: Any, path: str | os.PathLike[str], *, variable: str = "c
     str
         The path written.
     """
-    import matplotlib
+    from .._optional import import_optional
 
+    matplotlib = import_optional("matplotlib", "plotting a lookup table")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Build the sdist and the wheel as a user's pip would, install each into a fresh venv and
+# test the installed package from a scratch folder outside the source tree (inside it,
+# the folders netlists/, cython_solvers/ and validation/ would stand in for the package).
+#
+#   scripts/check_package.sh            both distributions
+#   KEEP=1 scripts/check_package.sh     keep the scratch folder for inspection
+#
+# Needs: $PY (default .venv/bin/python) with `build` (the [dev] extra), $PYTHON for the
+# fresh venvs (default python3), and the package registry for the build and the venvs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PY:-$ROOT/.venv/bin/python}
+PYTHON=${PYTHON:-python3}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/xbar-check-package.XXXXXX")
+[[ -n "${KEEP:-}" ]] || trap 'rm -rf "$WORK"' EXIT
+T0=$SECONDS
+
+step() { printf '\n== %s (%ds)\n' "$*" "$((SECONDS - T0))"; }
+fail() { echo "check_package: $*" >&2; exit 1; }
+
+# The test dependencies that are not extras of the package (pytest and the optional
+# cross-checks the suite uses when present).
+TEST_DEPS=(pytest mpmath safetensors)
+
+step "build sdist and wheel (the wheel is built from the sdist)"
+"$PY" -m build --outdir "$WORK/dist" . > "$WORK/build.log" 2>&1 \
+    || { tail -40 "$WORK/build.log"; fail "python -m build failed"; }
+SDIST=$(ls "$WORK"/dist/*.tar.gz)
+WHEEL=$(ls "$WORK"/dist/*.whl)
+echo "$(basename "$SDIST")  $(basename "$WHEEL")"
+if grep -qi "deprecat" "$WORK/build.log"; then
+    grep -i "deprecat" "$WORK/build.log" | sort -u | head -5
+    fail "the build printed deprecation warnings (above)"
+fi
+
+step "contents of the distributions"
+SDIST_LIST=$(tar tzf "$SDIST")
+for pyx in cython_solvers/_*.pyx cython_solvers/*.pxd; do
+    [[ -e "$pyx" ]] || continue
+    grep -q "/$pyx\$" <<<"$SDIST_LIST" || fail "sdist lacks $pyx"
+done
+for f in LICENSE xbar_circuit/py.typed validation/references/manifest.json; do
+    grep -q "/$f\$" <<<"$SDIST_LIST" || fail "sdist lacks $f"
+done
+WHEEL_LIST=$("$PY" -m zipfile -l "$WHEEL" | awk '{print $1}')
+for pyx in cython_solvers/_*.pyx; do
+    name=$(basename "$pyx" .pyx)
+    grep -q "^xbar_circuit/cython_solvers/$name\..*\.so\$" <<<"$WHEEL_LIST" \
+        || fail "wheel lacks the compiled kernel $name"
+done
+for f in xbar_circuit/py.typed xbar_circuit/__main__.py \
+         xbar_circuit/validation/references/manifest.json; do
+    grep -q "^$f\$" <<<"$WHEEL_LIST" || fail "wheel lacks $f"
+done
+grep -q "licenses/LICENSE\$" <<<"$WHEEL_LIST" || fail "wheel lacks LICENSE"
+unzip -p "$WHEEL" '*.dist-info/METADATA' | grep -q "^License-Expression: BSD-3-Clause" \
+    || fail "wheel metadata lacks License-Expression: BSD-3-Clause"
+echo "kernels, py.typed, corpus and LICENSE present; License-Expression: BSD-3-Clause"
+
+# One fresh venv per distribution. The plain install comes first: it must import, solve
+# and run the CLI with the core dependencies alone; then the extras and the test suite.
+check_install() {
+    local kind=$1 dist=$2
+    local venv="$WORK/venv-$kind" run="$WORK/run-$kind"
+    step "$kind: fresh venv, plain install"
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q "$dist"
+    mkdir -p "$run"
+    cd "$run"
+    "$venv/bin/python" - "$venv" <<'EOF'
+import importlib.util
+import sys
+
+import numpy as np
+
+import xbar_circuit as xc
+
+venv = sys.argv[1]
+assert xc.__file__.startswith(venv), f"imported {xc.__file__}, not the installed package"
+absent = [m for m in ("PySpice", "dask", "xarray", "h5py", "matplotlib", "yaml", "networkx")
+          if importlib.util.find_spec(m) is not None]
+assert not absent, f"a plain install brought optional packages: {absent}"
+x = xc.Crossbar.random(8, 8, r_row=1.0, r_col=1.0, seed=1)
+sol = xc.solve(x, np.full(8, 0.2))
+ref = xc.solve(x, np.full(8, 0.2), backend="reference")
+assert np.allclose(sol.column_currents, ref.column_currents, rtol=1e-9, atol=0)
+try:
+    sol.save("solution.nc")
+except xc.MissingDependencyError as exc:
+    assert "xbar-circuit[tables]" in str(exc), exc
+else:
+    raise AssertionError("save() without xarray did not raise MissingDependencyError")
+print(f"plain install: imported from {xc.__file__}; solved, nf={sol.nf:.4g}")
+EOF
+    "$venv/bin/xbar" solve --random 8x8 > xbar-solve.txt
+    "$venv/bin/python" -m xbar_circuit solve --random 8x8 --json > xbar-solve.json
+    "$venv/bin/python" -c "import json; json.load(open('xbar-solve.json'))"
+    head -3 xbar-solve.txt
+
+    step "$kind: extras [all] and the test suite, from $run"
+    "$venv/bin/python" -m pip install -q "${dist}[all]" "${TEST_DEPS[@]}"
+    cp -r "$ROOT/tests" "$run/tests"
+    cp "$ROOT/pyproject.toml" "$run/pyproject.toml"   # pytest's markers and testpaths only
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider -ra tests
+    cd "$ROOT"
+}
+
+check_install wheel "$WHEEL"
+check_install sdist "$SDIST"
+step "done"
