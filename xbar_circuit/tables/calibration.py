@@ -14,20 +14,22 @@ import dataclasses
 import datetime
 import json
 import math
-import numbers
 import os
 import platform
 import shutil
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .._memory import check_memory, sweep_bytes
+from .._validate import check_int, load_json, short_repr
 from .._version import __version__
-from ._errors import TableError
+from ._errors import SweepError, TableError
 from .physics import compute_point
 from .sweep import DIMS, Sweep
 
@@ -35,6 +37,7 @@ __all__ = ["SCHEMA", "SCHEMA_VERSION", "CalibrationResult", "assemble", "calibra
 
 SCHEMA = "xbar-circuit/lookup-table"
 SCHEMA_VERSION = 1
+_MAX_MARKER_BYTES = 1 << 20
 _POINT_KEYS = ("nf", "nf_model", "nf_first_order", "nf_columns", "cell_loss", "cell_loss_std",
                "current_attenuation", "model_loss")
 
@@ -77,22 +80,56 @@ def _point_path(partial: str, index: int) -> str:
     return os.path.join(partial, f"point-{index:07d}.npz")
 
 
+def _read_marker(partial: str, marker: str) -> Any:
+    """The sweep recorded in ``partial``; TableError when it is missing or corrupt."""
+    restart = "delete the directory (or use another output name) to start again"
+    if not os.path.lexists(marker):
+        raise TableError(f"{partial} has no sweep.json, so it is not (or no longer) a "
+                         f"checkpoint directory of calibrate; {restart}")
+    if not os.path.isfile(marker):
+        raise TableError(f"corrupt checkpoint directory {partial}: sweep.json is not a "
+                         f"regular file; {restart}")
+    try:
+        with open(marker, "rb") as handle:
+            raw = handle.read(_MAX_MARKER_BYTES + 1)
+    except OSError as exc:
+        raise TableError(f"cannot read {marker}: {exc.strerror or exc}") from None
+    if len(raw) > _MAX_MARKER_BYTES:
+        raise TableError(f"corrupt checkpoint directory {partial}: sweep.json is larger "
+                         f"than any sweep ({_MAX_MARKER_BYTES} bytes); {restart}")
+    try:
+        old = load_json(raw, f"{marker}", error=TableError)
+    except TableError as exc:
+        raise TableError(f"corrupt checkpoint directory {partial}: {exc}; {restart}") from None
+    if not isinstance(old, dict) or old.get("format") != "xbar-circuit/sweep":
+        raise TableError(f"corrupt checkpoint directory {partial}: sweep.json does not "
+                         f"describe a sweep; {restart}")
+    return old
+
+
 def _prepare_partial(partial: str, sweep: Sweep) -> set[int]:
-    """Create or reuse the checkpoint directory; return the finished point indices."""
+    """Create or reuse the checkpoint directory; return the finished point indices.
+
+    Every checkpoint is checked against ``sweep`` (its fields, their dtype and shape);
+    a bad one is discarded with a :class:`RuntimeWarning` naming the file and computed
+    again.
+    """
     marker = os.path.join(partial, "sweep.json")
+    if os.path.lexists(partial) and not os.path.isdir(partial):
+        raise TableError(f"{partial} exists and is not a directory; calibrate keeps its "
+                         "checkpoints there: remove it or choose another output name")
     if os.path.isdir(partial):
-        try:
-            with open(marker, encoding="utf-8") as handle:
-                old = json.load(handle)
-        except (OSError, ValueError):
-            old = None
-        if old != json.loads(sweep.to_json()):
+        if _read_marker(partial, marker) != json.loads(sweep.to_json()):
             raise TableError(
                 f"{partial} holds checkpoints of a different sweep; delete it (or use another "
                 "output name) to start again")
     else:
-        os.makedirs(partial)
-        _atomic_write_text(marker, sweep.to_json())
+        try:
+            os.makedirs(partial)
+            _atomic_write_text(marker, sweep.to_json())
+        except OSError as exc:
+            raise TableError(f"cannot create the checkpoint directory {partial}: "
+                             f"{exc.strerror or exc}") from None
     done = set()
     for name in os.listdir(partial):
         if not (name.startswith("point-") and name.endswith(".npz")):
@@ -104,7 +141,7 @@ def _prepare_partial(partial: str, sweep: Sweep) -> set[int]:
         if index >= sweep.n_points:
             continue
         try:
-            _read_point(partial, index)
+            _read_point(partial, index, sweep)
         except TableError as exc:
             warnings.warn(f"{exc}; discarding it, the point will be computed again",
                           RuntimeWarning, stacklevel=3)
@@ -137,31 +174,89 @@ def _write_point(partial: str, index: int, result: dict[str, np.ndarray]) -> Non
     os.replace(tmp, final)
 
 
-def _read_point(partial: str, index: int) -> dict[str, np.ndarray]:
-    """Read one checkpoint; TableError naming the file if it is unreadable or incomplete."""
+def point_shapes(sweep: Sweep, index: int) -> dict[str, tuple[int, ...]]:
+    """Shape of every checkpoint field of grid point ``index`` of ``sweep``."""
+    p = sweep.point(index)
+    kept = (sweep.map_indices(p["rows"]).size, sweep.map_indices(p["cols"]).size)
+    shapes: dict[str, tuple[int, ...]] = {k: (sweep.samples,)
+                                          for k in ("nf", "nf_model", "nf_first_order")}
+    shapes["nf_columns"] = (p["cols"],)
+    for key in ("cell_loss", "cell_loss_std", "current_attenuation", "model_loss"):
+        shapes[key] = kept
+    return shapes
+
+
+def _npy_header(member: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from an .npy header, without reading the data."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = npy.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, _, dtype = npy.read_array_header_2_0(member)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return tuple(shape), dtype
+
+
+def _read_point(partial: str, index: int, sweep: Sweep) -> dict[str, np.ndarray]:
+    """Read one checkpoint; TableError naming the file if it is unreadable, incomplete or
+    does not fit grid point ``index`` of ``sweep`` (a field's dtype or shape).
+
+    The shapes and dtypes are read from the headers first, so a file declaring a huge
+    array is refused before anything is allocated for it.
+    """
     path = _point_path(partial, index)
+    expected = point_shapes(sweep, index)
+    problem = None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("not an .npz archive")
-            out = {k: np.array(data[k]) for k in _POINT_KEYS}
+        with zipfile.ZipFile(path) as archive:
+            for key in _POINT_KEYS:
+                with archive.open(f"{key}.npy") as member:
+                    shape, dtype = _npy_header(member)
+                if dtype != np.float64:
+                    problem = f"{key!r} has dtype {dtype}, expected float64"
+                elif shape != expected[key]:
+                    problem = (f"{key!r} has shape {shape}, expected {expected[key]} for "
+                               f"grid point {index} of this sweep")
+                if problem:
+                    break
+        if problem is None:
+            with np.load(path, allow_pickle=False) as data:
+                out = {k: np.array(data[k]) for k in _POINT_KEYS}
     except Exception as exc:  # ValueError, OSError, KeyError, zipfile.BadZipFile, ...
-        raise TableError(f"corrupt checkpoint {path} ({type(exc).__name__}: {exc})") from None
+        raise TableError(f"corrupt checkpoint {path} ({type(exc).__name__}: "
+                         f"{short_repr(str(exc))})") from None
+    if problem is not None:
+        raise TableError(f"corrupt checkpoint {path}: {problem}")
     for key, value in out.items():
-        if value.dtype != np.float64:
-            raise TableError(f"corrupt checkpoint {path}: {key!r} has dtype {value.dtype}, "
-                             "expected float64")
+        if np.isinf(value).any():
+            raise TableError(f"corrupt checkpoint {path}: {key!r} holds infinite values")
     return out
 
 
 def _check_workers(workers: Any) -> int | None:
     if workers is None:
         return None
-    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral):
-        raise TableError(f"workers must be an integer >= 0 (0 runs serially), got {workers!r}")
-    if workers < 0:
-        raise TableError(f"workers must be an integer >= 0 (0 runs serially), got {workers}")
-    return int(workers)
+    return check_int("workers", workers, 0, error=TableError)
+
+
+def _check_output(output: Any) -> str:
+    """The table path as a string; TableError when it cannot be written there."""
+    try:
+        output = os.fspath(output)
+    except TypeError:
+        raise TableError(f"output must be a file path, got {short_repr(output)}") from None
+    if not isinstance(output, str) or not output:
+        raise TableError(f"output must be a non-empty file path, got {short_repr(output)}")
+    if os.path.isdir(output):
+        raise TableError(f"output {output} is a directory; give the path of the .nc file "
+                         "to write")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise TableError(f"cannot write {output}: the folder {folder} does not exist")
+    return output
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:
@@ -221,9 +316,19 @@ def calibrate(
         different sweep.
     """
     workers = _check_workers(workers)
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise TableError(f"scheduler must be an address string such as tcp://host:8786, "
+                         f"got {short_repr(scheduler)}")
     if not isinstance(sweep, Sweep):
+        if not isinstance(sweep, (str, os.PathLike)):
+            raise SweepError(f"sweep must be a Sweep or the path of a sweep file, got "
+                             f"{short_repr(sweep)}")
         sweep = Sweep.from_file(sweep)
-    output = os.fspath(output)
+    output = _check_output(output)
+    local = 1 if scheduler is not None or workers == 0 else (workers or os.cpu_count() or 1)
+    check_memory(sweep_bytes(sweep, local), f"calibrating the {sweep.n_points}-point sweep "
+                 f"{sweep.name!r} ({sweep.samples} samples per point, arrays up to "
+                 f"{max(sweep.grid['rows'])}x{max(sweep.grid['cols'])})")
     partial = _partial_dir(output)
     done = _prepare_partial(partial, sweep)
     todo = [i for i in range(sweep.n_points) if i not in done]
@@ -340,7 +445,7 @@ def assemble(sweep: Sweep, partial: str, *, ngspice_check: bool = True) -> Any:
                          f"(first: {missing[:5]})")
     for index in range(sweep.n_points):
         p = sweep.point(index)
-        data = _read_point(partial, index)
+        data = _read_point(partial, index, sweep)
         at = p["index"]
         for key in ("nf", "nf_model", "nf_first_order"):
             arrays[key][at] = data[key]
@@ -479,7 +584,10 @@ def _ngspice_check(sweep: Sweep) -> dict[str, Any]:
 def write_table(dataset: Any, output: str) -> None:
     """Write ``dataset`` to NetCDF (h5netcdf engine) atomically."""
     directory = os.path.dirname(os.path.abspath(output))
-    fd, tmp = tempfile.mkstemp(prefix=".table-", suffix=".nc", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".table-", suffix=".nc", dir=directory)
+    except OSError as exc:
+        raise TableError(f"cannot write {output}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         dataset.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)

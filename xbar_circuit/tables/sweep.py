@@ -31,12 +31,20 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import os
 from typing import Any
 
 import numpy as np
 
+from .._validate import (
+    MAX_CONDUCTANCE,
+    MAX_RESISTANCE,
+    MAX_VOLTAGE,
+    check_int,
+    check_real,
+    load_json,
+    short_repr,
+)
 from ._errors import SweepError
 
 __all__ = ["DIMS", "INPUT_PATTERNS", "SWEEP_FORMAT", "SWEEP_VERSION", "Sweep"]
@@ -58,7 +66,24 @@ _OPTIONAL_GRID = {"r_driver": [0.0], "r_sense": [0.0]}
 _TOP_KEYS = {"format", "version", "name", "grid", "device", "inputs", "samples", "seed",
              "backend", "map_max"}
 DEVICE_MODELS = ("linear",)
+MAX_LINES = 2**31 - 1
+"""Largest number of rows or columns of a grid point (the kernels index with int32)."""
+MAX_SWEEP_FILE_BYTES = 1 << 20
+"""Largest sweep file read, in bytes (real sweeps are a few hundred bytes)."""
 INPUT_PATTERNS = ("ones", "random_binary", "random_uniform")
+
+
+def _number(where: str, value: Any, unit: str) -> float:
+    """A finite real number; YAML 1.1 strings such as ``1e-4`` (no dot) are converted."""
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            raise SweepError(f"{where} must hold numbers ({unit}), "
+                             f"got {short_repr(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SweepError(f"{where} must hold numbers ({unit}), got {short_repr(value)}")
+    return check_real(where, value, error=SweepError, unit=unit)
 
 
 def _axis(name: str, raw: Any) -> list[float] | list[int]:
@@ -68,32 +93,71 @@ def _axis(name: str, raw: Any) -> list[float] | list[int]:
         raise SweepError(f"grid.{name} is empty; give at least one value")
     out: list[Any] = []
     for value in values:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise SweepError(f"grid.{name} must hold numbers ({_UNITS[name]}), "
-                                 f"got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SweepError(f"grid.{name} must hold numbers ({_UNITS[name]}), got {value!r}")
-        if not math.isfinite(float(value)):
-            raise SweepError(f"grid.{name} must be finite, got {value!r}")
+        value = _number(f"grid.{name}", value, _UNITS[name])
         if name in ("rows", "cols"):
-            if int(value) != value or value < 1:
-                raise SweepError(f"grid.{name} must hold integers >= 1, got {value!r}")
+            if not value.is_integer() or not 1 <= value <= MAX_LINES:
+                raise SweepError(f"grid.{name} must hold integers in [1, {MAX_LINES}], "
+                                 f"got {value!r}")
             out.append(int(value))
         else:
-            value = float(value)
             if value < 0:
                 raise SweepError(f"grid.{name} must be >= 0 {_UNITS[name]}, got {value!r}")
             if name in ("g_on",) and value <= 0:
                 raise SweepError(f"grid.g_on must be > 0 S, got {value!r}")
             if name == "density" and value > 1:
                 raise SweepError(f"grid.density must be in [0, 1], got {value!r}")
+            if name in ("g_on", "g_off") and value > MAX_CONDUCTANCE:
+                raise SweepError(f"grid.{name} must be <= {MAX_CONDUCTANCE:g} S, got {value!r}")
+            if name.startswith("r_") and value > MAX_RESISTANCE:
+                raise SweepError(f"grid.{name} must be <= {MAX_RESISTANCE:g} ohm, "
+                                 f"got {value!r}")
             out.append(value)
     if len(set(out)) != len(out):
-        raise SweepError(f"grid.{name} has repeated values: {values!r}")
+        raise SweepError(f"grid.{name} has repeated values: {short_repr(values)}")
     return sorted(out)
+
+
+def _names(keys: Any) -> str:
+    """At most ten of ``keys``, sorted, for a message."""
+    names = sorted(short_repr(k, 40) if not isinstance(k, str) else k[:40] for k in keys)
+    return ", ".join(names[:10]) + (f" (and {len(names) - 10} more)" if len(names) > 10 else "")
+
+
+def _yaml_load(text: str, path: str) -> Any:
+    """Parse YAML with the safe loader, refusing anchors and aliases.
+
+    An alias repeats a node by reference, so a few hundred bytes of nested aliases
+    expand into gigabytes once the document is walked ("billion laughs"). Sweep files
+    are small and gain nothing from them.
+    """
+    from .._optional import import_optional
+
+    yaml = import_optional("yaml", "reading a YAML sweep file")
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+                raise SweepError(f"{path}: line {line}: YAML {kind} "
+                                 f"{short_repr(event.anchor, 40)} is not accepted in a sweep "
+                                 "file (anchors and aliases are refused); write the values out")
+            return super().compose_node(parent, index)
+
+    try:
+        # NoAliasLoader is a SafeLoader: plain scalars, lists and mappings only.
+        return yaml.load(text, Loader=NoAliasLoader)
+    except SweepError:
+        raise
+    except RecursionError:
+        raise SweepError(f"{path}: not valid YAML: nested too deeply") from None
+    except yaml.YAMLError as exc:
+        raise SweepError(f"{path}: not valid YAML/JSON: {_clip(str(exc))}") from None
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,13 +227,14 @@ class Sweep:
             raise SweepError(f"a sweep must be a mapping, got {type(data).__name__}")
         unknown = set(data) - _TOP_KEYS
         if unknown:
-            raise SweepError(f"unknown sweep key(s): {', '.join(sorted(map(str, unknown)))}; "
+            raise SweepError(f"unknown sweep key(s): {_names(unknown)}; "
                              f"known: {', '.join(sorted(_TOP_KEYS))}")
         if data.get("format", SWEEP_FORMAT) != SWEEP_FORMAT:
-            raise SweepError(f"not a sweep: 'format' is {data.get('format')!r}, "
+            raise SweepError(f"not a sweep: 'format' is {short_repr(data.get('format'))}, "
                              f"expected {SWEEP_FORMAT!r}")
-        if data.get("version", SWEEP_VERSION) != SWEEP_VERSION:
-            raise SweepError(f"unsupported sweep version {data.get('version')!r} "
+        version = data.get("version", SWEEP_VERSION)
+        if isinstance(version, bool) or version != SWEEP_VERSION:
+            raise SweepError(f"unsupported sweep version {short_repr(data.get('version'))} "
                              f"(this xbar-circuit reads version {SWEEP_VERSION})")
         missing = [k for k in ("grid", "samples", "seed") if k not in data]
         if missing:
@@ -179,7 +244,7 @@ class Sweep:
             raise SweepError("sweep 'grid' must be a mapping of axis name -> list of values")
         unknown = set(raw_grid) - set(DIMS)
         if unknown:
-            raise SweepError(f"unknown grid axis(es): {', '.join(sorted(map(str, unknown)))}; "
+            raise SweepError(f"unknown grid axis(es): {_names(unknown)}; "
                              f"known: {', '.join(DIMS)}")
         missing = [k for k in _REQUIRED_GRID if k not in raw_grid]
         if missing:
@@ -192,56 +257,49 @@ class Sweep:
             raise SweepError("grid has g_off = 0 together with density = 0: such an array has "
                              "no conducting cell, so no ideal current and an undefined NF; "
                              "drop density 0 or use g_off > 0")
-        samples, seed = data["samples"], data["seed"]
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise SweepError(f"samples must be an integer >= 1, got {samples!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise SweepError(f"seed must be an integer >= 0, got {seed!r}")
+        samples = check_int("samples", data["samples"], 1, error=SweepError)
+        seed = check_int("seed", data["seed"], 0, error=SweepError)
         device = data.get("device", {"model": "linear"})
         if isinstance(device, str):
             device = {"model": device}
         if not isinstance(device, dict) or set(device) - {"model", "params"}:
             raise SweepError(f"device must be a mapping with 'model' and optional 'params', "
-                             f"got {device!r}")
+                             f"got {short_repr(device)}")
         if device.get("model") not in DEVICE_MODELS:
-            raise SweepError(f"device model {device.get('model')!r} is not supported yet; "
+            raise SweepError(f"device model {short_repr(device.get('model'))} is not "
+                             "supported yet; "
                              f"supported: {', '.join(DEVICE_MODELS)}")
         params = device.get("params") or {}
         if not isinstance(params, dict) or params:
-            raise SweepError(f"the linear device model takes no parameters, got {params!r}")
+            raise SweepError(f"the linear device model takes no parameters, "
+                             f"got {short_repr(params)}")
         inputs = data.get("inputs", {})
         if not isinstance(inputs, dict):
-            raise SweepError(f"inputs must be a mapping, got {inputs!r}")
+            raise SweepError(f"inputs must be a mapping, got {short_repr(inputs)}")
         unknown = set(inputs) - {"pattern", "v_read", "density"}
         if unknown:
-            raise SweepError(f"unknown inputs key(s): {', '.join(sorted(map(str, unknown)))}; "
+            raise SweepError(f"unknown inputs key(s): {_names(unknown)}; "
                              "known: density, pattern, v_read")
         pattern = inputs.get("pattern", "ones")
         if pattern not in INPUT_PATTERNS:
             raise SweepError(f"inputs.pattern must be one of {', '.join(INPUT_PATTERNS)}, "
-                             f"got {pattern!r}")
-        v_read = inputs.get("v_read", 0.2)
-        if isinstance(v_read, str):
-            try:
-                v_read = float(v_read)
-            except ValueError:
-                pass
-        if isinstance(v_read, bool) or not isinstance(v_read, (int, float)) or not (
-                math.isfinite(v_read) and v_read > 0):
-            raise SweepError(f"inputs.v_read must be a positive number of volts, got {v_read!r}")
-        in_density = inputs.get("density", 0.5)
-        if isinstance(in_density, bool) or not isinstance(in_density, (int, float)) or not (
-                0 < in_density <= 1):
-            raise SweepError(f"inputs.density must be in (0, 1], got {in_density!r}")
+                             f"got {short_repr(pattern)}")
+        v_read = _number("inputs.v_read", inputs.get("v_read", 0.2), "V")
+        if not 0 < v_read <= MAX_VOLTAGE:
+            raise SweepError(f"inputs.v_read must be a positive number of volts (at most "
+                             f"{MAX_VOLTAGE:g} V), got {v_read!r}")
+        in_density = check_real("inputs.density", inputs.get("density", 0.5), 0.0, 1.0,
+                                error=SweepError, lo_open=True)
         name = data.get("name", "sweep")
         if not isinstance(name, str):
-            raise SweepError(f"name must be a string, got {name!r}")
+            raise SweepError(f"name must be a string, got {short_repr(name)}")
+        if len(name) > 200:
+            raise SweepError(f"name must be at most 200 characters, got {len(name)}")
         backend = data.get("backend", "nodal")
         if backend not in ("nodal", "reference", "ngspice"):
-            raise SweepError(f"backend must be 'nodal', 'reference' or 'ngspice', got {backend!r}")
-        map_max = data.get("map_max", 64)
-        if isinstance(map_max, bool) or not isinstance(map_max, int) or map_max < 2:
-            raise SweepError(f"map_max must be an integer >= 2, got {map_max!r}")
+            raise SweepError(f"backend must be 'nodal', 'reference' or 'ngspice', "
+                             f"got {short_repr(backend)}")
+        map_max = check_int("map_max", data.get("map_max", 64), 2, MAX_LINES, error=SweepError)
         return cls(grid=grid, samples=samples, seed=seed, name=name,
                    device={"model": device["model"], "params": {}},
                    inputs={"pattern": pattern, "v_read": float(v_read),
@@ -259,19 +317,24 @@ class Sweep:
         """
         path = os.fspath(path)
         try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+            size = os.path.getsize(path)
+            if size > MAX_SWEEP_FILE_BYTES:
+                raise SweepError(f"{path}: a sweep file of {size} bytes is too large (at most "
+                                 f"{MAX_SWEEP_FILE_BYTES} bytes are read)")
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_SWEEP_FILE_BYTES + 1)
         except OSError as exc:
-            raise SweepError(f"cannot read sweep file {path}: {exc}") from None
+            raise SweepError(f"cannot read sweep file {path}: {exc.strerror or exc}") from None
         try:
-            if path.endswith(".json"):
-                data = json.loads(text)
-            else:
-                import yaml
-
-                data = yaml.safe_load(text)
-        except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
-            raise SweepError(f"{path}: not valid YAML/JSON: {exc}") from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SweepError(f"{path}: not a UTF-8 text file (byte {exc.start} is "
+                             f"{raw[exc.start:exc.start + 1]!r}); sweep files are YAML or "
+                             "JSON text") from None
+        if path.endswith(".json"):
+            data = load_json(text, path, error=SweepError)
+        else:
+            data = _yaml_load(text, path)
         try:
             return cls.from_dict(data)
         except SweepError as exc:
