@@ -21,7 +21,8 @@ Variant decks (any non-default option of the spec; docs/models.md) add ``drvr_i`
 op-amp output), ``ld_j`` (sense-load node), ``x_cell_i_j`` (internal node of a 1S1R or
 1T1R cell) and ``g_cell_i_j`` (access-transistor gate); cells are written by the
 device model (``Rcell``/``Bcell``/``Bsel_cell``/``Mcell``...), the op-amp as
-``Eopa_j`` with ``Rf_j``, and nonlinear decks end with :data:`NONLINEAR_OPTIONS`.
+``Eopa_j`` with ``Rf_j``, and nonlinear decks end with the ``.options`` line of
+:func:`nonlinear_options`.
 
 Element names: ``Vin_i`` (row source), ``Rdrv_i`` (driver resistance),
 ``Rrow_i_j`` (row segment ending at ``r_i_j``), ``Rcell_i_j`` (the cell, 1/G ohm),
@@ -43,6 +44,8 @@ from the array into the virtual ground: exactly the convention of ``I[j]``.
 from __future__ import annotations
 
 import dataclasses
+import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -53,8 +56,12 @@ from xbar_circuit.errors import InputError, SpecError
 from xbar_circuit.spec import Crossbar
 
 __all__ = [
+    "DeckTextError",
     "GROUND",
-    "NONLINEAR_OPTIONS",
+    "KLU_OPTION",
+    "NONLINEAR_RELTOL",
+    "NONLINEAR_SCALE_TOL",
+    "nonlinear_options",
     "Element",
     "ammeter_name",
     "col_node",
@@ -65,6 +72,8 @@ __all__ = [
     "sense_node",
     "source_name",
     "source_node",
+    "check_deck",
+    "check_deck_text",
     "vground_node",
     "write_deck",
     "write_decks",
@@ -73,9 +82,196 @@ __all__ = [
 GROUND = "0"
 """SPICE's ground node."""
 
-NONLINEAR_OPTIONS = ".options reltol=1e-12 abstol=1e-18 vntol=1e-15 gmin=1e-20 itl1=500"
-"""``.options`` line of nonlinear decks: ngspice's defaults (reltol = 1e-3) would only
-give about 1e-4 agreement; these make its Newton converge to rounding level."""
+NONLINEAR_RELTOL = 1e-12
+"""Relative convergence tolerance of nonlinear decks (ngspice's default 1e-3 would only
+give about 1e-4 agreement with a Newton solver converged to rounding level)."""
+
+NONLINEAR_SCALE_TOL = 1e-12
+"""``abstol`` and ``vntol`` of nonlinear decks as a fraction of the circuit's current
+and voltage scale (:func:`nonlinear_options`)."""
+
+KLU_OPTION = ".options klu pivrel=0.5"
+"""Deck line that selects ngspice's KLU sparse solver (ngspice 40 and later, when built
+with it; older builds ignore ``klu``). ``pivrel`` is KLU's partial-pivoting threshold:
+with ngspice's default (1e-3) KLU keeps too many small pivots on a crossbar's matrix
+(1-ohm wires beside 10-kilohm cells) and column currents drift by about 3e-11 relative
+at 64x64 to 128x128; 0.5 brings them to about 1e-13, as Sparse 1.3 gets, at the same
+speed (measured with ngspice 46)."""
+
+
+def nonlinear_options(crossbar: Crossbar, v_in: ArrayLike,
+                      v_gate: ArrayLike | None = None) -> str:
+    """The ``.options`` line of a nonlinear deck, with tolerances ngspice can meet.
+
+    ngspice accepts a Newton iterate when every node voltage moved by less than
+    ``reltol·|V| + vntol`` and every branch current by less than ``reltol·|I| + abstol``.
+    A branch that carries little current next to one that carries a lot only knows its
+    current to about machine epsilon times the large one, so an ``abstol`` below that
+    rounding level can never be met and ngspice falls into gmin and source stepping
+    (and may fail). The floors are therefore set from the circuit itself:
+
+    * voltage scale ``V_s`` = the largest |source or gate voltage| (V);
+    * current scale ``I_s = V_s · max(max_j Σ_i G[i, j], max_i Σ_j G[i, j])`` (A), the
+      largest line current the cells could carry at their nominal conductance;
+    * ``abstol = 1e-12 · I_s``, ``vntol = 1e-12 · V_s``, ``reltol = 1e-12``.
+
+    That is about 4500 times the rounding level (2.2e-16 relative) and still six orders
+    of magnitude below the 1e-6 agreement the validation asks for.
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        The array.
+    v_in : array_like, shape (M,)
+        Row source voltages in volts.
+    v_gate : float or array_like (M,), optional
+        Gate-line voltages of 1T1R rows, volts.
+
+    Returns
+    -------
+    str
+        ``.options reltol=... abstol=... vntol=... gmin=1e-20 itl1=500``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xbar_circuit import Crossbar
+    >>> from xbar_circuit.devices import Sinh
+    >>> xbar = Crossbar(np.full((2, 2), 1e-4), r_row=1.0, r_col=1.0, device=Sinh(k=2.0))
+    >>> nonlinear_options(xbar, [0.5, 0.25])
+    '.options reltol=1e-12 abstol=1e-16 vntol=5e-13 gmin=1e-20 itl1=500'
+    """
+    volts = np.abs(np.asarray(v_in, dtype=np.float64))
+    v_scale = float(volts.max()) if volts.size else 0.0
+    gates = crossbar.gate_voltages(v_gate)
+    if gates is not None and gates.size:
+        v_scale = max(v_scale, float(np.abs(gates).max()))
+    g = crossbar.conductance
+    g_line = max(float(g.sum(axis=0).max()), float(g.sum(axis=1).max())) if g.size else 0.0
+    # A circuit with no drive at all still gets finite, meetable floors.
+    v_scale = v_scale if v_scale > 0 else 1.0
+    i_scale = v_scale * g_line if g_line > 0 else v_scale * 1e-6
+    abstol = float(f"{NONLINEAR_SCALE_TOL * i_scale:.3g}")
+    vntol = float(f"{NONLINEAR_SCALE_TOL * v_scale:.3g}")
+    return (f".options reltol={NONLINEAR_RELTOL:g} abstol={abstol:g} vntol={vntol:g} "
+            "gmin=1e-20 itl1=500")
+
+
+# --------------------------------------------------------------- text that reaches a deck
+class DeckTextError(InputError):
+    """A string that would be written into a SPICE deck holds a line break or control
+    character.
+
+    ngspice's control language (``.control`` ... ``.endc``) runs shell commands, and
+    PySpice's shared mode splits a deck with :meth:`str.splitlines`, so any character
+    that starts a new line there could smuggle a command into a title or a name.
+
+    Attributes
+    ----------
+    what : str
+        Which string was refused (e.g. ``"the deck title"``).
+    position : int
+        Index of the first refused character.
+    """
+
+    def __init__(self, message: str, what: str, position: int) -> None:
+        super().__init__(message)
+        self.what = what
+        self.position = position
+
+
+# Exactly the characters of Unicode categories Cc (C0 and C1 controls, DEL), Zl (U+2028)
+# and Zp (U+2029): every separator str.splitlines() knows (\n \r \v \f \x1c \x1d \x1e \x85
+# \u2028 \u2029) is among them, and so is every other control character, tab included.
+_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The same, except the line feed that separates the lines of a whole deck.
+_REFUSED_IN_DECK = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_NAMES = {
+    "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\t": "CHARACTER TABULATION",
+    "\v": "LINE TABULATION", "\f": "FORM FEED", "\x1c": "FILE SEPARATOR",
+    "\x1d": "GROUP SEPARATOR", "\x1e": "RECORD SEPARATOR", "\x85": "NEXT LINE",
+}
+
+
+def _refusal(what: str, text: str, position: int, where: str = "") -> DeckTextError:
+    char = text[position]
+    name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "control character")
+    return DeckTextError(
+        f"{what} must be one line of printable text: character {position}{where} is "
+        f"U+{ord(char):04X} ({name}), a line break or control character that could "
+        f"start a new deck line", what, position)
+
+
+def check_deck_text(text: str, what: str = "text") -> str:
+    """Return ``text`` if it can stand on one deck line; raise :class:`DeckTextError` if not.
+
+    The one check every string written into a deck passes (titles, element and node
+    names, comments): it refuses every line separator :meth:`str.splitlines` knows
+    (``\\n \\r \\v \\f \\x1c \\x1d \\x1e \\x85 \\u2028 \\u2029``) and every other
+    control character (Unicode categories Cc, Zl, Zp).
+
+    Parameters
+    ----------
+    text : str
+        The string that would be written.
+    what : str
+        What it is, for the error message.
+
+    Returns
+    -------
+    str
+        ``text`` unchanged.
+
+    Raises
+    ------
+    DeckTextError
+        If ``text`` is not a ``str`` or holds a refused character.
+
+    Examples
+    --------
+    >>> check_deck_text("xbar 4x4 input 0", "the deck title")
+    'xbar 4x4 input 0'
+    >>> check_deck_text("t\\u2028.control", "the deck title")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xbar_circuit.netlists.deck.DeckTextError: the deck title must be ... U+2028 (LINE SEPARATOR)...
+    """
+    if not isinstance(text, str):
+        raise DeckTextError(f"{what} must be a string, got {type(text).__name__}", what, 0)
+    match = _REFUSED.search(text)
+    if match:
+        raise _refusal(what, text, match.start())
+    return text
+
+
+def check_deck(deck: str, what: str = "the deck") -> str:
+    """Return a whole deck if none of its lines holds a refused character.
+
+    Lines are separated by ``\\n`` (a ``\\r\\n`` pair counts as one separator); any other
+    character refused by :func:`check_deck_text` raises :class:`DeckTextError`, which
+    names the line. ngspice and PySpice's shared mode then see the same lines.
+
+    Parameters
+    ----------
+    deck : str
+        The netlist text.
+    what : str
+        What it is, for the error message.
+
+    Returns
+    -------
+    str
+        ``deck`` unchanged.
+    """
+    if not isinstance(deck, str):
+        raise DeckTextError(f"{what} must be a string, got {type(deck).__name__}", what, 0)
+    text = deck.replace("\r\n", "\n")
+    match = _REFUSED_IN_DECK.search(text)
+    if match:
+        start = text.rfind("\n", 0, match.start()) + 1
+        line = text.count("\n", 0, match.start()) + 1
+        raise _refusal(what, text[start:], match.start() - start, f" of line {line}")
+    return deck
 
 
 # --------------------------------------------------------------------- node names
@@ -475,7 +671,7 @@ def _body_lines(groups: Sequence[tuple[str, list[Element]]]) -> list[str]:
 
 
 def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None,
-               v_gate: ArrayLike | None = None) -> str:
+               v_gate: ArrayLike | None = None, klu: bool = False) -> str:
     """Write the SPICE deck (``.op`` analysis) of ``crossbar`` for one input vector.
 
     Parameters
@@ -488,6 +684,10 @@ def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None,
         First line of the deck (SPICE's title line); one line of text.
     v_gate : float or array_like (M,), optional
         Gate-line voltages of 1T1R rows, volts.
+    klu : bool
+        Add :data:`KLU_OPTION` (``.options klu pivrel=0.5``) before ``.op``, so that an ngspice
+        built with KLU uses it (the ``"ngspice"`` backend sets this when the installed
+        ngspice has KLU).
 
     Returns
     -------
@@ -495,12 +695,14 @@ def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None,
         The deck, newline-terminated, ending with ``.op`` and ``.end``. Decks of
         today's default circuit are unchanged; variant decks add their topology to
         the header, the device's ``.model`` cards and, for nonlinear cells, tight
-        ``.options`` (:data:`NONLINEAR_OPTIONS`).
+        ``.options`` (:func:`nonlinear_options`).
 
     Raises
     ------
     InputError
         If ``v_in`` is not a finite vector of M volts.
+    DeckTextError
+        If ``title`` (or any generated line) holds a line break or control character.
 
     Examples
     --------
@@ -513,9 +715,8 @@ def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None,
     """
     if not isinstance(crossbar, Crossbar):
         raise SpecError(f"expected an xbar_circuit.Crossbar, got {type(crossbar).__name__}")
-    title = _default_title(crossbar) if title is None else str(title)
-    if "\n" in title or "\r" in title:
-        raise InputError("the deck title must be a single line of text")
+    title = _default_title(crossbar) if title is None else title
+    check_deck_text(title, "the deck title")
     lines = _header(crossbar, title)
     if not crossbar.is_default_topology:
         lines.extend(_variant_header(crossbar))
@@ -525,14 +726,20 @@ def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None,
         if models:
             lines.extend(["", "* --- device models", *models])
         if not crossbar.is_linear:
-            lines.extend(["", "* --- tight tolerances: results are compared at 1e-6 relative",
-                          NONLINEAR_OPTIONS])
+            lines.extend(["", "* --- tolerances from the circuit's voltage and current scale "
+                          "(reltol, abstol in A, vntol in V)",
+                          nonlinear_options(crossbar, v_in, v_gate)])
+    if klu:
+        lines.extend(["", "* --- sparse matrix solver: KLU (ngspice >= 40), pivoting threshold "
+                      "0.5 for full accuracy", KLU_OPTION])
     lines.extend(["", ".op", ".end", ""])
-    return "\n".join(lines)
+    # Device cards, captions and names are generated, but they carry user values:
+    # the whole deck passes the same check as the title before anyone runs it.
+    return check_deck("\n".join(lines), "the generated deck")
 
 
 def write_decks(
-    crossbar: Crossbar, v_batch: ArrayLike, *, title: str | None = None
+    crossbar: Crossbar, v_batch: ArrayLike, *, title: str | None = None, klu: bool = False
 ) -> Iterator[str]:
     """Yield one deck per input vector of a batch (see :func:`write_deck`).
 
@@ -544,6 +751,8 @@ def write_decks(
         Row source voltages in volts, one row per deck.
     title : str, optional
         Title line; ``{b}`` in it is replaced by the batch index.
+    klu : bool
+        Ask for ngspice's KLU solver (see :func:`write_deck`).
 
     Yields
     ------
@@ -555,5 +764,6 @@ def write_decks(
         raise InputError(f"v_batch must have shape (B, M), got shape {v.shape}")
     for b in range(v.shape[0]):
         yield write_deck(
-            crossbar, v[b], title=None if title is None else title.replace("{b}", str(b))
+            crossbar, v[b], title=None if title is None else title.replace("{b}", str(b)),
+            klu=klu,
         )

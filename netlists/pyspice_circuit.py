@@ -8,7 +8,7 @@ from numpy.typing import ArrayLike
 
 from xbar_circuit.spec import Crossbar
 
-from .deck import GROUND, deck_elements
+from .deck import GROUND, check_deck_text, deck_elements
 
 __all__ = ["to_pyspice_circuit"]
 
@@ -29,7 +29,7 @@ def to_pyspice_circuit(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None
     v_in : array_like, shape (M,)
         Row source voltages in volts.
     title : str, optional
-        Circuit title.
+        Circuit title: one line of printable text (:func:`check_deck_text`).
 
     Returns
     -------
@@ -37,9 +37,14 @@ def to_pyspice_circuit(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None
 
     Raises
     ------
+    DeckTextError
+        If ``title`` holds a line break or control character.
     ImportError
         If PySpice is not installed.
     """
+    m, n = crossbar.shape
+    title = f"xbar-circuit crossbar {m}x{n}" if title is None else title
+    check_deck_text(title, "the circuit title")
     if not crossbar.is_default_topology:
         raise NotImplementedError(
             "to_pyspice_circuit builds only today's default circuit; write variant decks "
@@ -48,8 +53,7 @@ def to_pyspice_circuit(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None
 
     Circuit = import_optional("PySpice.Spice.Netlist", "to_pyspice_circuit").Circuit
 
-    m, n = crossbar.shape
-    circuit = Circuit(title or f"xbar-circuit crossbar {m}x{n}")
+    circuit = Circuit(title)
     for _caption, elements in deck_elements(crossbar, v_in):
         for element in elements:
             neg = circuit.gnd if element.node_neg == GROUND else element.node_neg

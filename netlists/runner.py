@@ -20,6 +20,7 @@ shared mode when libngspice can be loaded, else raises
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import ctypes.util
@@ -39,11 +40,20 @@ from collections.abc import Iterator
 
 from xbar_circuit.errors import NgspiceError, NgspiceNotFoundError, NgspiceTimeoutError
 
+from .deck import check_deck
 from .rawfile import normalize_name, op_values, read_rawfile
 
 __all__ = [
+    "NgspiceCapabilities",
+    "NgspiceOutputError",
+    "ngspice_capabilities",
+    "shared_capabilities",
+    "capabilities",
+    "solver_from_output",
     "COST_TABLE",
+    "COST_TABLE_KLU",
     "COST_WARNING_CELLS",
+    "COST_WARNING_CELLS_KLU",
     "INSTALL_HINT",
     "MODES",
     "NgspiceCostWarning",
@@ -93,37 +103,55 @@ COST_TABLE: tuple[tuple[int, float], ...] = (
 count M·N: ngspice 39.3 (Debian 12, no KLU), 2 cores, 2026-11-23; see docs/ngspice.md."""
 
 COST_WARNING_CELLS = 64 * 64
-"""Runs above this many cells (M·N > 4096) issue :class:`NgspiceCostWarning`."""
+"""Runs above this many cells (M·N > 4096) issue :class:`NgspiceCostWarning` when
+ngspice has no KLU."""
+
+COST_TABLE_KLU: tuple[tuple[int, float], ...] = (
+    (32 * 32, 0.03),
+    (64 * 64, 0.12),
+    (128 * 128, 1.0),
+    (256 * 256, 7.4),
+    (512 * 512, 88.0),
+)
+"""Measured ``.op`` wall times (seconds) of one linear crossbar deck with ``.option klu``:
+ngspice 46 (Debian bookworm-backports, KLU), 2 cores; see docs/ngspice.md."""
+
+COST_WARNING_CELLS_KLU = 256 * 256
+"""With KLU, runs above this many cells (M·N > 65536) issue :class:`NgspiceCostWarning`."""
 
 
-def estimate_seconds(n_rows: int, n_cols: int) -> float:
+def estimate_seconds(n_rows: int, n_cols: int, klu: bool = False) -> float:
     """Estimate the wall time of one ngspice ``.op`` run of an M x N crossbar.
 
-    Log-log interpolation in :data:`COST_TABLE`, extrapolated with the slope of its
-    last two entries (time ∝ (M·N)^2.8) above 128x128 and with time ∝ M·N below 32x32.
+    Log-log interpolation in :data:`COST_TABLE` (or :data:`COST_TABLE_KLU`),
+    extrapolated with the slope of the last two entries above the table (without KLU
+    time ∝ (M·N)^2.8 above 128x128) and with time ∝ M·N below it.
 
     Parameters
     ----------
     n_rows, n_cols : int
         Array size M x N.
+    klu : bool
+        Whether the deck runs with ngspice's KLU solver.
 
     Returns
     -------
     float
-        Estimated seconds for one input vector on this machine kind (Debian ngspice
-        39.3 without KLU, 2 cores).
+        Estimated seconds for one input vector on this machine kind (2 cores): Debian
+        ngspice 39.3 without KLU, or ngspice 46 with KLU.
 
     Examples
     --------
     >>> round(estimate_seconds(64, 64), 1)
     3.2
     """
+    table = COST_TABLE_KLU if klu else COST_TABLE
     cells = float(n_rows) * float(n_cols)
-    xs = [math.log(c) for c, _ in COST_TABLE]
-    ys = [math.log(t) for _, t in COST_TABLE]
+    xs = [math.log(c) for c, _ in table]
+    ys = [math.log(t) for _, t in table]
     x = math.log(max(cells, 1.0))
     if x <= xs[0]:
-        return COST_TABLE[0][1] * cells / COST_TABLE[0][0]
+        return table[0][1] * cells / table[0][0]
     for k in range(1, len(xs)):
         if x <= xs[k] or k == len(xs) - 1:
             slope = (ys[k] - ys[k - 1]) / (xs[k] - xs[k - 1])
@@ -131,8 +159,10 @@ def estimate_seconds(n_rows: int, n_cols: int) -> float:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def warn_if_costly(n_rows: int, n_cols: int, n_runs: int = 1, stacklevel: int = 3) -> float:
-    """Warn with :class:`NgspiceCostWarning` when M·N exceeds :data:`COST_WARNING_CELLS`.
+def warn_if_costly(n_rows: int, n_cols: int, n_runs: int = 1, stacklevel: int = 3,
+                   klu: bool = False) -> float:
+    """Warn with :class:`NgspiceCostWarning` when M·N exceeds :data:`COST_WARNING_CELLS`
+    (:data:`COST_WARNING_CELLS_KLU` with KLU).
 
     Parameters
     ----------
@@ -142,19 +172,25 @@ def warn_if_costly(n_rows: int, n_cols: int, n_runs: int = 1, stacklevel: int = 
         Number of ngspice runs planned (one per input vector).
     stacklevel : int
         Passed to :func:`warnings.warn`.
+    klu : bool
+        Whether the runs use ngspice's KLU solver.
 
     Returns
     -------
     float
         The estimated total seconds (also when no warning is issued).
     """
-    seconds = estimate_seconds(n_rows, n_cols) * max(int(n_runs), 1)
-    if n_rows * n_cols > COST_WARNING_CELLS:
+    seconds = estimate_seconds(n_rows, n_cols, klu) * max(int(n_runs), 1)
+    limit = COST_WARNING_CELLS_KLU if klu else COST_WARNING_CELLS
+    if n_rows * n_cols > limit:
+        why = ("even with KLU, ngspice's time grows about as (M·N)^1.8 above 256x256" if klu
+               else "this ngspice has no KLU sparse solver and its cost grows about as "
+                    "(M·N)^2.7 above 64x64 (scripts/install_system_deps.sh installs "
+                    "ngspice 46 with KLU from Debian's backports)")
         warnings.warn(
             f"ngspice on a {n_rows}x{n_cols} crossbar ({n_rows * n_cols} cells > "
-            f"{COST_WARNING_CELLS}) is expected to take about {seconds:.0f} s for {n_runs} "
-            f"run(s): Debian's ngspice 39 has no KLU sparse solver and its cost grows about "
-            f"as (M·N)^2.7 above 64x64; use the 'nodal' or 'reference' backend for large arrays "
+            f"{limit}) is expected to take about {seconds:.0f} s for {n_runs} "
+            f"run(s): {why}; use the 'nodal' or 'reference' backend for large arrays "
             f"or pass timeout=...",
             NgspiceCostWarning,
             stacklevel=stacklevel,
@@ -225,6 +261,134 @@ def ngspice_version(executable: str | None = None) -> str:
     return _VERSION_CACHE[exe]
 
 
+class NgspiceOutputError(NgspiceError):
+    """ngspice finished, but its output holds NaN or infinite values.
+
+    A non-finite node voltage or branch current is never a valid operating point of
+    a resistive network; the deck is kept and named, as for any failure.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class NgspiceCapabilities:
+    """What the installed ngspice is and which sparse matrix solver it can use.
+
+    Attributes
+    ----------
+    version : str
+        Version tag, e.g. ``"ngspice-46"``.
+    major : int or None
+        Major version number (None when it cannot be read).
+    klu : bool
+        Whether ``.option klu`` selects the KLU solver (Debian's ngspice 39 is built
+        without it; bookworm-backports' ngspice 46 has it).
+    mode : str
+        ``"subprocess"`` (the executable) or ``"shared"`` (libngspice).
+    """
+
+    version: str
+    major: int | None
+    klu: bool
+    mode: str
+
+    @property
+    def solver(self) -> str:
+        """Matrix solver a deck with ``.option klu`` gets: ``"KLU"`` or ``"Sparse 1.3"``."""
+        return "KLU" if self.klu else "Sparse 1.3"
+
+
+# A deck of one resistor asking for KLU. ngspice 40 and later report the solver they
+# use ("Using KLU as Direct Linear Solver" / "Using SPARSE 1.3 ..."); ngspice 39 says
+# nothing and ignores the option. The title must not contain the word being looked for.
+_PROBE_DECK = "solver probe\nV1 a 0 1\nR1 a 0 1k\n.option klu\n.op\n.end\n"
+_KLU_LINE = re.compile(r"using\s+klu", re.IGNORECASE)
+_SPARSE_LINE = re.compile(r"using\s+sparse", re.IGNORECASE)
+_CAPABILITIES: dict[tuple[str, str], NgspiceCapabilities] = {}
+_CAPABILITIES_LOCK = threading.Lock()
+
+
+def _major(version: str) -> int | None:
+    match = re.search(r"ngspice-(\d+)", version)
+    return int(match.group(1)) if match else None
+
+
+def solver_from_output(output: str, default: str = "Sparse 1.3") -> str:
+    """The matrix solver an ngspice run reports in its output, or ``default``.
+
+    Examples
+    --------
+    >>> solver_from_output("Using KLU as Direct Linear Solver")
+    'KLU'
+    """
+    if _KLU_LINE.search(output):
+        return "KLU"
+    if _SPARSE_LINE.search(output):
+        return "Sparse 1.3"
+    return default
+
+
+def ngspice_capabilities(executable: str | None = None) -> NgspiceCapabilities:
+    """Version and KLU support of the ``ngspice`` executable, probed once and cached.
+
+    Parameters
+    ----------
+    executable : str, optional
+        Path of the executable; default :func:`find_ngspice`.
+
+    Returns
+    -------
+    NgspiceCapabilities
+
+    Raises
+    ------
+    NgspiceNotFoundError
+        If no executable is found.
+    """
+    exe = executable or find_ngspice()
+    if exe is None:
+        raise NgspiceNotFoundError(f"the ngspice executable is not on PATH; {INSTALL_HINT}")
+    key = ("subprocess", exe)
+    with _CAPABILITIES_LOCK:
+        if key in _CAPABILITIES:
+            return _CAPABILITIES[key]
+    version = ngspice_version(exe)
+    workdir = tempfile.mkdtemp(prefix="xbar-ngspice-probe-")
+    try:
+        with open(os.path.join(workdir, "probe.cir"), "w", encoding="utf-8") as handle:
+            handle.write(_PROBE_DECK)
+        proc = subprocess.run(
+            [exe, "-b", "probe.cir"], cwd=workdir, capture_output=True, timeout=60,
+            stdin=subprocess.DEVNULL, check=False, env=dict(os.environ, LC_ALL="C"),
+        )
+        output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    except (OSError, subprocess.TimeoutExpired):
+        output = ""
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    found = NgspiceCapabilities(version, _major(version), bool(_KLU_LINE.search(output)),
+                                "subprocess")
+    with _CAPABILITIES_LOCK:
+        _CAPABILITIES[key] = found
+    return found
+
+
+def shared_capabilities() -> NgspiceCapabilities:
+    """Version and KLU support of the shared libngspice (loaded through PySpice), cached.
+
+    Raises
+    ------
+    NgspiceNotFoundError
+        If libngspice or PySpice cannot be loaded.
+    """
+    return _Shared.get().capabilities()
+
+
+def capabilities(mode: str = "auto") -> NgspiceCapabilities:
+    """Capabilities of the ngspice that ``mode`` would run (see :func:`resolve_mode`)."""
+    chosen = resolve_mode(mode)
+    return ngspice_capabilities() if chosen == "subprocess" else shared_capabilities()
+
+
 def resolve_mode(mode: str = "auto") -> str:
     """Turn ``mode`` into ``"subprocess"`` or ``"shared"``, checking availability.
 
@@ -280,6 +444,8 @@ class RunResult:
         ngspice version, e.g. ``"ngspice-39"``.
     deck_path : str or None
         Where the deck was kept (subprocess mode with ``keep_files=True``).
+    solver : str
+        Matrix solver ngspice reported: ``"KLU"`` or ``"Sparse 1.3"``.
     """
 
     values: dict[str, float]
@@ -288,6 +454,7 @@ class RunResult:
     mode: str
     version: str
     deck_path: str | None = None
+    solver: str = "Sparse 1.3"
 
 
 def _truncate(text: str) -> str:
@@ -312,6 +479,83 @@ def _first_failure_line(output: str) -> str:
 
 
 # ------------------------------------------------------------- subprocess mode
+# ngspice runs in its own session (start_new_session), so a Ctrl-C or SIGTERM aimed at
+# the terminal's foreground process group never reaches it. Every live run is recorded
+# here and ended on any exit of ours: the run's own ``except BaseException`` for an
+# exception or KeyboardInterrupt, the atexit hook for anything left, a temporary SIGTERM
+# / SIGHUP handler that turns those signals into SystemExit, and PR_SET_PDEATHSIG so the
+# kernel kills ngspice even if this process is SIGKILLed.
+_LIVE_RUNS: dict[int, tuple[str, bool]] = {}  # pid -> (working directory, keep it)
+_LIVE_LOCK = threading.Lock()
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _end_live_runs() -> None:
+    """Kill every ngspice process group still running and remove its folder (atexit)."""
+    with _LIVE_LOCK:
+        runs = list(_LIVE_RUNS.items())
+        _LIVE_RUNS.clear()
+    for pid, (workdir, keep) in runs:
+        _kill_group(pid)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+atexit.register(_end_live_runs)
+
+
+def _die_with_parent() -> None:
+    """In the forked child: ask Linux to SIGKILL it when its parent dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the other guards still apply
+        pass
+
+
+def _raise_system_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _signals_end_run() -> Iterator[None]:
+    """While a run is live, make SIGTERM/SIGHUP raise SystemExit instead of killing us.
+
+    Only signals still at their default action are taken over (a program's own handler
+    is left alone), and only in the main thread, where Python delivers signals; the
+    previous handlers are restored when the run ends.
+    """
+    saved: list[tuple[int, object]] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError, OSError):
+                if signal.getsignal(sig) is signal.SIG_DFL:
+                    signal.signal(sig, _raise_system_exit)
+                    saved.append((sig, signal.SIG_DFL))
+    try:
+        yield
+    finally:
+        for sig, handler in saved:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _check_finite(values: dict[str, float], deck_path: str | None, output: str,
+                  where: str) -> None:
+    bad = [name for name, value in values.items() if not math.isfinite(value)]
+    if bad:
+        shown = ", ".join(f"{name} = {values[name]!r}" for name in bad[:5])
+        raise NgspiceOutputError(
+            f"ngspice's output ({where}) holds {len(bad)} non-finite value(s): {shown}"
+            + (" ..." if len(bad) > 5 else "")
+            + (f"; deck kept at {deck_path}" if deck_path else ""),
+            deck_path=deck_path, output=_truncate(output))
+
+
 def _run_subprocess(
     deck: str, timeout: float | None, keep_files: bool | None
 ) -> RunResult:
@@ -327,30 +571,47 @@ def _run_subprocess(
     env = dict(os.environ, LC_ALL="C")
     command = [exe, "-b", "-r", "out.raw", "deck.cir"]
     succeeded = False
+    interrupted = False
     start = time.perf_counter()
     try:
-        try:
-            proc = subprocess.Popen(
-                command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        except OSError as exc:
-            raise NgspiceNotFoundError(f"cannot start {exe}: {exc}; {INSTALL_HINT}") from None
-        try:
-            stdout, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.kill()
-            stdout, _ = proc.communicate()
-            output = stdout.decode("utf-8", "replace")
-            kept = None if keep_files is False else deck_path
-            raise NgspiceTimeoutError(
-                f"ngspice did not finish within {timeout} s and was killed"
-                + (f" (deck kept at {kept})" if kept else ""),
-                deck_path=kept,
-                output=_truncate(output),
-            ) from None
+        with _signals_end_run():
+            try:
+                proc = subprocess.Popen(
+                    command, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as exc:
+                raise NgspiceNotFoundError(
+                    f"cannot start {exe}: {exc}; {INSTALL_HINT}") from None
+            with _LIVE_LOCK:
+                _LIVE_RUNS[proc.pid] = (workdir, keep_files is True)
+            try:
+                stdout, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                proc.kill()
+                stdout, _ = proc.communicate()
+                output = stdout.decode("utf-8", "replace")
+                kept = None if keep_files is False else deck_path
+                raise NgspiceTimeoutError(
+                    f"ngspice did not finish within {timeout} s and was killed"
+                    + (f" (deck kept at {kept})" if kept else ""),
+                    deck_path=kept,
+                    output=_truncate(output),
+                ) from None
+            except BaseException:
+                # KeyboardInterrupt, SystemExit from SIGTERM, or any other exception:
+                # ngspice must not outlive the call.
+                interrupted = True
+                _kill_group(proc.pid)
+                with contextlib.suppress(Exception):
+                    proc.kill()
+                    proc.wait(timeout=10)
+                raise
+            finally:
+                with _LIVE_LOCK:
+                    _LIVE_RUNS.pop(proc.pid, None)
         seconds = time.perf_counter() - start
         output = stdout.decode("utf-8", "replace")
         problems = _failure_lines(output)
@@ -370,23 +631,26 @@ def _run_subprocess(
                 message += f"; deck kept at {kept}"
             message += "; ngspice's output is in the exception's .output"
             raise NgspiceError(message, deck_path=kept, output=_truncate(output))
+        kept = None if keep_files is False else deck_path
         try:
             plots = read_rawfile(raw_path)
             values = op_values(plots[-1])
         except NgspiceError as exc:
-            kept = None if keep_files is False else deck_path
             raise NgspiceError(
                 f"{exc}" + (f"; deck kept at {kept}" if kept else ""),
                 deck_path=kept, output=_truncate(output),
             ) from None
+        _check_finite(values, kept, output, "rawfile")
         succeeded = True
     finally:
-        keep = keep_files is True or (keep_files is None and not succeeded)
+        # An interrupted run has nothing worth keeping unless the caller asked for it.
+        keep = keep_files is True or (keep_files is None and not succeeded and not interrupted)
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return RunResult(
         values=values, output=output, seconds=seconds, mode="subprocess", version=version,
         deck_path=deck_path if keep_files is True else None,
+        solver=solver_from_output(output),
     )
 
 
@@ -463,6 +727,7 @@ class _Shared:
         self.library = library
         self.version = f"ngspice-{self.ng.ngspice_version}"
         self._busy = threading.Lock()
+        self._capabilities: NgspiceCapabilities | None = None
 
     @classmethod
     def get(cls) -> _Shared:
@@ -556,6 +821,13 @@ class _Shared:
                 values = self._read_current_plot()
                 if not values:
                     raise self._fail("produced no operating point", deck, output, keep_files)
+                bad = [name for name, value in values.items() if not math.isfinite(value)]
+                if bad:
+                    failure = self._fail(
+                        f"returned {len(bad)} non-finite value(s), e.g. {bad[0]} = "
+                        f"{values[bad[0]]!r}", deck, output, keep_files)
+                    raise NgspiceOutputError(str(failure), deck_path=failure.deck_path,
+                                             output=failure.output)
             finally:
                 # Keep the library's memory flat: drop the circuit and every result plot.
                 if self._circuit_count() > 0:
@@ -564,8 +836,17 @@ class _Shared:
                 self.ng.clear_output()
         return RunResult(
             values=values, output=output, seconds=time.perf_counter() - start,
-            mode="shared", version=self.version,
+            mode="shared", version=self.version, solver=solver_from_output(output),
         )
+
+    def capabilities(self) -> NgspiceCapabilities:
+        """Version and KLU support of the library, probed once with a one-resistor deck."""
+        if self._capabilities is None:
+            result = self.run(_PROBE_DECK, timeout=60, keep_files=False)
+            self._capabilities = NgspiceCapabilities(
+                self.version, _major(self.version), bool(_KLU_LINE.search(result.output)),
+                "shared")
+        return self._capabilities
 
     def run(self, deck: str, timeout: float | None, keep_files: bool | None) -> RunResult:
         if timeout is None:
@@ -645,15 +926,25 @@ def run_deck(
 
     Raises
     ------
+    DeckTextError
+        If a line of ``deck`` holds a control character or a line separator other than
+        ``\\n`` / ``\\r\\n``.
     NgspiceNotFoundError
         If ngspice is not available in the requested mode.
     NgspiceError
         If ngspice fails on the deck (with its output and the kept deck's path).
+    NgspiceOutputError
+        If ngspice's output holds NaN or infinite values.
     NgspiceTimeoutError
         If ngspice does not finish within ``timeout`` seconds.
     """
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got "
+                         f"{timeout!r}")
+    # Subprocess ngspice splits lines at \n, PySpice's shared mode at everything
+    # str.splitlines() knows: a deck with any other separator would read differently
+    # (and could hide a .control line) in one of them.
+    check_deck(deck)
     chosen = resolve_mode(mode)
     if chosen == "subprocess":
         return _run_subprocess(deck, timeout, keep_files)

@@ -133,7 +133,7 @@ def test_deck_title_and_header() -> None:
                  "r_driver = 0.0 ohm", "r_sense  = 0.0 ohm", "[5e-06, 0.0001] S",
                  f"xbar-circuit {__version__}"):
         assert text in deck
-    with pytest.raises(InputError, match="single line"):
+    with pytest.raises(InputError, match="one line of printable text"):
         write_deck(crossbar, [0.1, 0.2], title="two\nlines")
 
 

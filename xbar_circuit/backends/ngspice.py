@@ -22,6 +22,7 @@ from ..errors import BackendError, NgspiceError
 from ..netlists import (
     NgspiceCostWarning,
     ammeter_name,
+    capabilities,
     col_node,
     estimate_seconds,
     resolve_mode,
@@ -118,7 +119,9 @@ def solve_batch(
     BackendOutput
         ``row_voltages``/``column_voltages`` (B, M, N) in volts from the ``r_i_j`` /
         ``c_i_j`` nodes; ``column_currents`` (B, N) in amperes from ``I(Vtia_j)``;
-        ``info`` with the ngspice version, mode and seconds.
+        ``info`` with ``ngspice_version`` (e.g. ``"ngspice-46"``), ``matrix_solver``
+        (``"KLU"`` or ``"Sparse 1.3"``, as ngspice reported it), ``klu_available``,
+        ``mode`` (``"subprocess"`` or ``"shared"``) and seconds.
 
     Raises
     ------
@@ -160,11 +163,13 @@ def solve_batch(
         chosen = resolve_mode(mode)
     except ValueError as exc:
         raise BackendError(str(exc)) from None
+    # Probed once per process and mode: KLU is what makes arrays above 64x64 affordable.
+    caps = capabilities(chosen)
     gates = crossbar.gate_voltages(v_gate)
     v_in = np.asarray(v_in, dtype=np.float64)
     m, n = crossbar.shape
     batch = v_in.shape[0]
-    estimate = warn_if_costly(m, n, batch, stacklevel=4)
+    estimate = warn_if_costly(m, n, batch, stacklevel=4, klu=caps.klu)
 
     row_v = np.empty((batch, m, n))
     col_v = np.empty((batch, m, n))
@@ -174,10 +179,11 @@ def solve_batch(
     port = np.empty((batch, n)) if port_node else None
     run_seconds: list[float] = []
     deck_paths: list[str] = []
-    version = ""
+    version = caps.version
+    solvers: set[str] = set()
     for b in range(batch):
         deck = write_deck(crossbar, v_in[b], title=f"xbar-circuit crossbar {m}x{n} input {b}",
-                          v_gate=gates)
+                          v_gate=gates, klu=caps.klu)
         result = run_deck(deck, mode=chosen, timeout=timeout, keep_files=keep_files)
         row_v[b], col_v[b], col_i[b] = arrays_from_values(crossbar, result.values,
                                                           result.deck_path)
@@ -186,11 +192,14 @@ def solve_batch(
                        for j in range(n)]
         run_seconds.append(result.seconds)
         version = result.version
+        solvers.add(result.solver)
         if result.deck_path:
             deck_paths.append(result.deck_path)
     info: dict[str, Any] = {
         "method": "ngspice .op, one run per input vector, values read as float64",
         "ngspice_version": version,
+        "matrix_solver": ", ".join(sorted(solvers)) or caps.solver,
+        "klu_available": caps.klu,
         "mode": chosen,
         "runs": batch,
         "run_seconds": run_seconds,
