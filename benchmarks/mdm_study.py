@@ -1,4 +1,4 @@
-"""MDM study (issue #7): NF and accuracy of weight mappings on real networks.
+"""MDM study: NF and accuracy of weight mappings on real networks.
 
 One command, no arguments needed (``make mdm-study``)::
 
@@ -323,7 +323,7 @@ def write_report(results: dict[str, Any], nets: dict[str, Net], args: argparse.N
              f"- command: `{meta['command']}`", f"- wall time: {meta['seconds']:.0f} s",
              f"- solver: {meta['solver']}", ""]
     lines += ["## Setup", "",
-              f"- Circuit (DESIGN.md §1): wire resistance {circuit.r_row:g} ohm per cell per "
+              f"- Circuit (docs/convention.md §1): wire resistance {circuit.r_row:g} ohm per cell per "
               f"row segment and {circuit.r_col:g} ohm per column segment, driver "
               f"{circuit.r_driver:g} ohm, sense {circuit.r_sense:g} ohm; g_on = {args.g_on:g} S, "
               f"g_off = {args.g_off:g} S; full-scale input {args.v_read:g} V.",
@@ -434,7 +434,7 @@ def write_report(results: dict[str, Any], nets: dict[str, Net], args: argparse.N
               "- We cannot run ImageNet ResNets offline; our networks are small MLPs, a small "
               "CNN and a transformer. Accuracy effects depend on how close the network sits to "
               "its decision margins and on how many layers accumulate distortion.",
-              "- Our MDM is a reconstruction from the paper's abstract (DESIGN.md §4); the "
+              "- Our MDM is a reconstruction from the paper's abstract (docs/mapping.md); the "
               "exact orientation, the naive baseline and the NF definition of the paper may "
               "differ. Our naive baseline already keeps inputs in order and slices adjacent; "
               "a different baseline changes the percentage.",

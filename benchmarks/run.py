@@ -225,7 +225,7 @@ def single_solves(sizes: list[int], ngspice_sizes: list[int]) -> list[str]:
     if not ok:
         notes.append(f"- ngspice skipped: {why}.")
     notes.append(
-        "- ngspice sizes above 128x128 are not run: DESIGN.md records Debian's ngspice 39 "
+        "- ngspice sizes above 128x128 are not run: earlier runs measured Debian's ngspice 39 "
         "(no KLU) at 66 s for 128x128 and over 13 minutes for 256x256, beyond the "
         "2-minute limit of this benchmark."
     )

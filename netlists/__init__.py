@@ -1,7 +1,7 @@
 """SPICE netlists of crossbars and the ngspice runner (installed as ``xbar_circuit.netlists``).
 
 * :func:`write_deck` / :func:`write_decks`: plain-text ngspice decks, one per input
-  vector, following DESIGN.md section 1.
+  vector, following the circuit convention of docs/convention.md §1.
 * :func:`to_pyspice_circuit`: the same circuit as a PySpice ``Circuit`` (PySpice is
   imported only inside that call).
 * :func:`run_deck`: run a deck through ngspice (subprocess or shared library) and read

@@ -1,4 +1,4 @@
-"""SPICE decks of a crossbar, following the circuit convention of DESIGN.md section 1.
+"""SPICE decks of a crossbar, following the circuit convention of docs/convention.md §1.
 
 One deck describes one input vector and one ``.op`` analysis. The same element list
 feeds :func:`write_deck` (plain text for ngspice) and
@@ -653,7 +653,7 @@ def _header(crossbar: Crossbar, title: str) -> list[str]:
         f"* r_driver = {format_value(crossbar.r_driver)} ohm",
         f"* r_sense  = {format_value(crossbar.r_sense)} ohm",
         f"* G range  = {g_range}; G = 0 is an open cell (omitted)",
-        "* Convention (DESIGN.md section 1): Vin_i -> r_driver -> drv_i -> N row segments",
+        "* Convention (docs/convention.md, section 1): Vin_i -> r_driver -> drv_i -> N row segments",
         "*   -> r_i_0 ... r_i_{N-1}; cell (i,j) = 1/G from r_i_j to c_i_j; column c_0_j ...",
         "*   c_{M-1}_j -> last segment -> sns_j -> r_sense -> vg_j, held at 0 V by Vtia_j.",
         "* Zero resistances are 0 V sources (exact shorts): ngspice turns a 0-ohm resistor",
@@ -693,7 +693,7 @@ def write_deck(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None = None,
     -------
     str
         The deck, newline-terminated, ending with ``.op`` and ``.end``. Decks of
-        today's default circuit are unchanged; variant decks add their topology to
+        the default circuit have no variant lines; variant decks add their topology to
         the header, the device's ``.model`` cards and, for nonlinear cells, tight
         ``.options`` (:func:`nonlinear_options`).
 

@@ -47,7 +47,7 @@ def to_pyspice_circuit(crossbar: Crossbar, v_in: ArrayLike, *, title: str | None
     check_deck_text(title, "the circuit title")
     if not crossbar.is_default_topology:
         raise NotImplementedError(
-            "to_pyspice_circuit builds only today's default circuit; write variant decks "
+            "to_pyspice_circuit builds only the default circuit; write variant decks "
             "(device models, TIA, driver/sense sides, per-segment wires) with write_deck")
     from xbar_circuit._optional import import_optional
 

@@ -1,4 +1,4 @@
-"""Every backend against the closed forms of DESIGN.md section 3.
+"""Every backend against the closed forms of docs/convention.md §3.
 
 One word line: N cells of conductance g to an ideal ground, segment r, ideal driver,
 one segment before the first cell. Cell k = 1..N sees

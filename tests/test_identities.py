@@ -1,4 +1,4 @@
-"""Physical identities every backend must satisfy (DESIGN.md section 3)."""
+"""Physical identities every backend must satisfy (docs/convention.md §3)."""
 
 from __future__ import annotations
 

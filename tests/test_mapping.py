@@ -1,4 +1,4 @@
-"""Weight mappings (issue #7): exact integer MVM, MDM bookkeeping, NF, search, wrappers."""
+"""Weight mappings: exact integer MVM, MDM bookkeeping, NF, search, wrappers."""
 
 from __future__ import annotations
 
@@ -217,19 +217,12 @@ def test_distorted_output_geff_equals_solve_and_is_distorted() -> None:
     assert np.allclose(layer_output(layer, x[0], CIRCUIT), y_geff[0])
 
 
-def test_lut_column_guarded() -> None:
+def test_lut_column_unavailable_without_a_table() -> None:
     layer = map_layer(_weights(8, 2), tile_rows=8, tile_cols=14)
     plain = layer_nf(layer, CIRCUIT)
     assert not plain.lut_available and plain.lut_mean_abs_error is None
-
-    class FakeTable:
-        def predict_nf(self, crossbar: Crossbar) -> float:
-            return 0.01
-
-    report = layer_nf(layer, CIRCUIT, lut=FakeTable())
-    assert report.lut_available
-    assert report.tiles[0]["lut_error"] == pytest.approx(0.01 - report.tiles[0]["nf_allon"])
-    json.dumps(report.to_dict(), default=float)
+    assert plain.layer_nf_lut is None
+    json.dumps(plain.to_dict(), default=float)
 
 
 # ------------------------------------------------------------------------ search
@@ -320,14 +313,17 @@ def test_map_command(tmp_path) -> None:
     (tmp_path / "cfg.json").write_text(json.dumps(config))
     result = CliRunner().invoke(map_command, [
         str(tmp_path / "w.npy"), "--config", str(tmp_path / "cfg.json"), "--search-evals", "4",
-        "--search-tiles", "1", "-o", str(tmp_path / "out")])
+        "--search-tiles", "1", "--serial", "--objective", "bw_error_allon",
+        "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     entry = report["layers"]["w"]
     assert entry["mdm"]["layer_nf_allon"] < entry["naive"]["layer_nf_allon"]
-    assert entry["search"]["layer_nf_allon"] <= entry["mdm"]["layer_nf_allon"]
+    start, best = entry["search"]["tile_objective_start"], entry["search"]["tile_objective_best"]
+    assert best[0] <= start[0]
     assert (tmp_path / "out" / "map_nf_w.png").exists()
-    assert "MDM vs naive" in result.output
+    assert "metric: BW = bit-weighted" in result.output and "column NF (secondary)" in result.output
+    assert "orientation: w: (16, 3) kept as (K, O)" in result.output
     bad = CliRunner().invoke(map_command, [str(tmp_path / "w.npy"), "--bits-per-cell", "9",
                                            "-o", str(tmp_path / "o2")])
     assert bad.exit_code != 0 and "bits_per_cell" in bad.output

@@ -1,6 +1,6 @@
 """The compiled ``"nodal"`` backend against the ``"reference"`` graph solver.
 
-Contract (issue #3): column currents agree with ``"reference"`` to 1e-9 relative on
+Contract: column currents agree with ``"reference"`` to 1e-9 relative on
 seeded random arrays of every shape and parameter range; batches equal one-by-one
 solves; edge cases give correct answers or a clear error, never a silent NaN.
 """

@@ -1,4 +1,4 @@
-"""Lookup tables (issue #6): sweeps, exactness at grid points, Dask == serial bit for bit,
+"""Lookup tables: sweeps, exactness at grid points, Dask == serial bit for bit,
 kill-and-resume, schema checks, interpolation accuracy off the grid, CLI."""
 
 from __future__ import annotations
@@ -353,7 +353,7 @@ def test_model_loss_is_exact_for_one_cell_and_close_for_lines() -> None:
     g = np.full((1, 1), 2e-3)
     assert model_loss(g, np.ones(1), 0.0, 0.0, r_driver=50.0)[0, 0] == pytest.approx(
         0.1 / 1.1, rel=1e-12)
-    # one word line: DESIGN.md §3 closed form
+    # one word line: docs/convention.md §3 closed form
     n, r, gc = 64, 2.0, 1e-4
     theta = np.arccosh(1 + r * gc / 2)
     k = np.arange(1, n + 1)

@@ -1,4 +1,4 @@
-"""Simulator-independent checks: closed forms and physical identities (DESIGN.md §3).
+"""Simulator-independent checks: closed forms and physical identities (docs/convention.md §3).
 
 Each function returns a dimensionless error to compare with
 :data:`validation.tolerances.TOLERANCES`; none of them calls ngspice.

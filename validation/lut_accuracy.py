@@ -189,7 +189,7 @@ def report(rows: list[dict], table: object, args: argparse.Namespace, calib: dic
     lines += [
         "",
         f"Input pattern: `{table.sweep.inputs['pattern']}` at {table.sweep.inputs['v_read']} V. "
-        "NF is the mean column NF of DESIGN.md §2.",
+        "NF is the mean column NF of docs/convention.md §2.",
         "",
         "## Held-out configurations",
         "",

@@ -276,7 +276,7 @@ def validate_spec(crossbar: Crossbar, v_in: np.ndarray, backends: Sequence[str] 
                                          spice.column_currents)
         checks = {"column_currents": cur, "node_voltages": volt}
         if crossbar.is_default_topology:
-            # the KCL / power identities of checks.py are written for today's circuit
+            # the KCL / power identities of checks.py are written for the default circuit
             checks["kcl"] = kcl_error(sol)
             checks["power_balance"] = power_balance_error(sol)
         rows.append(CheckResult("your spec vs ngspice", "spec", size, backend, model, cur, volt,
@@ -395,10 +395,10 @@ def write_report(rows: Sequence[CheckResult], path: Path, figures: Path, command
         "",
         "Families: *ngspice corpus* compares a backend with the committed ngspice "
         "results; *live ngspice* re-runs ngspice now on the committed decks; *closed "
-        "form* is DESIGN.md §3's cosh solution (error: max |ΔV_cell| / V_in); *identity* "
+        "form* is the cosh solution of docs/convention.md §3 (error: max |ΔV_cell| / V_in); *identity* "
         "is Kirchhoff's current law at every node, power balance and the ideal limit. "
         "Column-current errors are relative to the case's largest column current; NF is "
-        "the mean column nonideality factor (DESIGN.md §2).",
+        "the mean column nonideality factor (docs/convention.md §2).",
         "",
         "## Tolerances",
         "",

@@ -55,7 +55,7 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         ),
         Tolerance(
             "closed_form", "linear", 1e-10, "relative",
-            "The cosh closed form of DESIGN.md §3 is exact for the uniform line; the "
+            "The cosh closed form of docs/convention.md §3 is exact for the uniform line; the "
             "only error is float64 rounding of the solve and of cosh (below 1e-12).",
         ),
         Tolerance(
@@ -72,7 +72,7 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
             "column_currents", model, 1e-6, "relative",
             "Nonlinear cells: both sides iterate Newton to convergence; ngspice runs with "
             "tight .options (reltol 1e-12, abstol 1e-18 A, vntol 1e-15 V) and agrees to "
-            "about 1e-11 (observed); 1e-6 is the agreement the issue asks for.",
+            "about 1e-11 (observed); 1e-6 is the agreement required of nonlinear cells.",
         ) for model in ("sinh", "1s1r", "1t1r")),
         *(Tolerance(
             "node_voltages", model, 1e-6, "absolute [V]",

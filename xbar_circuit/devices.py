@@ -5,7 +5,7 @@ Every model is an immutable, validated, JSON-serializable object. A cell (i, j) 
 conductance ``g = G[i, j]`` (siemens) and its voltage ``v = V(r(i,j)) - V(c(i,j))``
 (volts). Models (equations, parameters and units in ``docs/models.md``):
 
-* :class:`Linear` — ``i = g v`` (the default, today's circuit);
+* :class:`Linear` — ``i = g v`` (the default cell);
 * :class:`Sinh` — ``i = g sinh(k v) / k`` (RRAM-like; small-signal conductance ``g``);
 * :class:`Selector` — ``i = i_0 sinh(u / v_0)``, an exponential threshold selector;
 * :class:`AccessTransistor` — a level-1 square-law NMOS (``lambda = 0``) with its
@@ -155,7 +155,7 @@ def _check_memory(cls_name: str, memory: Any) -> Device:
 
 @dataclasses.dataclass(frozen=True)
 class Linear(Device):
-    """Linear conductance: ``i = g v`` (today's default cell).
+    """Linear conductance: ``i = g v`` (the default cell).
 
     Examples
     --------

@@ -133,7 +133,7 @@ PRESETS: dict[str, Preset] = {
             name="rram_10k_ratio10",
             r_row=1.0, r_col=1.0, g_on=1 / 10e3, g_off=1 / 100e3, v_read=0.2,
             source=(
-                "typical RRAM figures quoted in xbar-circuit issue #4 (R_on 10-20 kohm, "
+                "generic RRAM figures (R_on 10-20 kohm, "
                 "on/off ratio 10); no primary publication is cited for them"
             ),
             assumed=("wire 1 ohm per cell segment", "v_read = 0.2 V"),

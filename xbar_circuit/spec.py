@@ -1,6 +1,6 @@
 """The crossbar specification: one immutable, self-validating description of an array.
 
-The circuit convention (DESIGN.md section 1, a contract that never changes by default):
+The circuit convention (docs/convention.md §1; the default circuit that every backend solves):
 
 * Row ``i`` is driven at its **left** end by an ideal source ``V[i]`` in series with
   ``r_driver``; then ``N`` row segments of ``r_row``: driver node -> r(i,0) -> ... -> r(i,N-1).
@@ -44,8 +44,8 @@ __all__ = ["Crossbar", "JSON_FORMAT", "JSON_VERSION", "JSON_VERSIONS"]
 
 JSON_FORMAT = "xbar-circuit/crossbar"
 JSON_VERSION = 2
-"""Newest spec version written. Specs of today's default circuit are still written as
-version 1 (byte-identical to before); version 2 adds the variant fields."""
+"""Newest spec version written. Specs of the default circuit are written as version 1;
+version 2 adds the variant fields."""
 JSON_VERSIONS = (1, 2)
 """Spec versions this xbar-circuit reads."""
 
@@ -232,8 +232,8 @@ class Crossbar:
 
     @property
     def is_default_topology(self) -> bool:
-        """True for today's circuit: linear cells, left drivers, bottom sense amplifiers,
-        ideal virtual grounds and scalar wire resistances (DESIGN.md §1)."""
+        """True for the default circuit: linear cells, left drivers, bottom sense amplifiers,
+        ideal virtual grounds and scalar wire resistances (docs/convention.md §1)."""
         return (type(self.device) is Linear and self.driver_side == "left"
                 and self.sense_side == "bottom" and self.tia is None
                 and self.sense_load is None and isinstance(self.r_row, float)
@@ -400,7 +400,7 @@ class Crossbar:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (floats are kept exactly by :mod:`json`).
 
-        Today's default circuit is written as version 1 (exactly as before); a spec
+        The default circuit is written as version 1 (the format readers of version 1
         using any variant option is written as version 2 with the extra fields.
         """
         wire = (lambda x: x.tolist() if isinstance(x, np.ndarray) else x)  # noqa: E731

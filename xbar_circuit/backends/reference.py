@@ -82,8 +82,7 @@ def circuit_graph(crossbar: Crossbar) -> tuple[_Graph, np.ndarray, np.ndarray, n
 def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: object) -> BackendOutput:
     """Solve the crossbar netlist for a batch of inputs by sparse nodal analysis.
 
-    Today's default circuit is solved exactly as it always was (one SuperLU
-    factorization). Every variant (device models, driver/sense sides, TIA, sense
+    The default circuit is solved with one SuperLU factorization. Every variant (device models, driver/sense sides, TIA, sense
     load, per-segment wires) goes through :func:`general_graph` and, for nonlinear
     cells, a damped Newton-Raphson loop with SciPy sparse LU per iteration, falling
     back to source stepping.

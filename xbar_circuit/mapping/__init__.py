@@ -15,18 +15,29 @@ from __future__ import annotations
 
 from .circuit import (
     IDEAL,
+    METRICS,
+    Calibration,
     CircuitParams,
+    LUTRangeWarning,
+    MappingCircuit,
     NFReport,
+    as_circuit,
+    calibrate_layer,
     effective_conductance,
+    effective_weights,
     integer_output,
+    layer_metrics,
     layer_nf,
     layer_output,
     load_lut,
+    lut_tile_nf,
+    output_error,
     tile_crossbar,
+    tile_currents,
     tile_effective_conductance,
     tile_nf,
 )
-from .io import load_weights
+from .io import OrientationError, load_weights
 from .layout import (
     COLUMN_ORDERS,
     PRESETS,
@@ -47,12 +58,45 @@ from .quantize import (
     quantize_inputs,
     quantize_weights,
 )
-from .search import SearchResult, search_layer, search_row_order
-from .torch_module import as_torch_module
+from .readout import Periphery, TileCalibration, adc_quantize, fit_column_gain
+from .search import (
+    OBJECTIVES,
+    SearchResult,
+    search_layer,
+    search_row_order,
+    search_tile,
+    tile_objective,
+)
+from .torch_module import (
+    analog_conv2d,
+    analog_linear,
+    as_torch_module,
+    calibrate_model,
+    convert_to_analog,
+)
 
 __all__ = [
     "COLUMN_ORDERS",
     "IDEAL",
+    "METRICS",
+    "OBJECTIVES",
+    "Calibration",
+    "LUTRangeWarning",
+    "MappingCircuit",
+    "Periphery",
+    "TileCalibration",
+    "adc_quantize",
+    "as_circuit",
+    "calibrate_layer",
+    "effective_weights",
+    "fit_column_gain",
+    "layer_metrics",
+    "lut_tile_nf",
+    "output_error",
+    "tile_currents",
+    "search_tile",
+    "tile_objective",
+    "OrientationError",
     "PRESETS",
     "ROW_ORDERS",
     "CircuitParams",
@@ -65,6 +109,10 @@ __all__ = [
     "SearchResult",
     "Tile",
     "as_torch_module",
+    "analog_conv2d",
+    "analog_linear",
+    "calibrate_model",
+    "convert_to_analog",
     "conv2d_weight_matrix",
     "effective_conductance",
     "im2col",

@@ -14,11 +14,12 @@ import click
 import numpy as np
 
 from ..errors import XbarError
-from .circuit import CircuitParams, layer_nf, load_lut
+from .circuit import METRICS, CircuitParams, as_circuit, calibrate_layer, layer_nf, load_lut
 from .io import load_array, load_weights
-from .layout import PRESETS, MappingConfig, map_layer
+from .layout import PRESETS, MappedLayer, MappingConfig, map_layer
 from .quantize import MappingError
-from .search import search_layer
+from .readout import Periphery
+from .search import MOVES, OBJECTIVES, search_layer
 
 __all__ = ["map_command", "run_map"]
 
@@ -31,11 +32,13 @@ def _parse_tile(text: str) -> tuple[int, int]:
     return rows, cols
 
 
-def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: CircuitParams,
+def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
             layouts: list[str], *, lut_path: str | None = None, search_evals: int = 0,
             search_tiles: int | None = None, inputs: np.ndarray | None = None,
-            seed: int = 0) -> dict[str, Any]:
-    """Map every matrix with every layout and return the NF report (a JSON-ready dict).
+            seed: int = 0, objective: str | None = None, moves: tuple[str, ...] = MOVES,
+            periphery: Periphery | None = None, workers: int | None = 0,
+            scheduler: str | None = None) -> dict[str, Any]:
+    """Map every matrix with every layout and return the metrics report (a JSON-ready dict).
 
     Parameters
     ----------
@@ -43,23 +46,34 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Circ
     config : MappingConfig
         Base config; each layout name from :data:`~xbar_circuit.mapping.PRESETS`
         sets its column and row order.
-    circuit : CircuitParams
+    circuit : CircuitParams, MappingCircuit or Crossbar template
     layouts : list of str
     lut_path : str, optional
-        Lookup table file for the estimated NF column.
+        Lookup table file for the estimated column NF.
     search_evals : int
-        When > 0, also run the circuit-in-the-loop search from the MDM layout with
-        this many exact evaluations per tile (reported as layout ``"search"``).
+        When > 0, also run the layout search from the MDM layout with this budget of
+        exact solves per tile (reported as layout ``"search"``).
     search_tiles : int, optional
-        Search only the first this-many tiles with the highest MDM NF.
+        Search only the this-many tiles with the highest MDM bit-weighted error.
     inputs : ndarray (B, K), optional
-        Layer inputs for the NF under real inputs (same K for every matrix).
+        Layer inputs (same K for every matrix): metrics under these inputs, the output
+        error, and the calibration activations of the periphery and the search.
+    seed : int
+    objective : str, optional
+        Search objective (:data:`~xbar_circuit.mapping.OBJECTIVES`); default
+        ``"bw_error_cal"`` with inputs, ``"bw_error_allon"`` without.
+    moves : tuple of str
+        Search moves, ``("rows", "columns")`` by default.
+    periphery : Periphery, optional
+        Readout of the output error; calibrated on ``inputs`` when it needs it.
+    workers, scheduler
+        Parallel search, as in :func:`~xbar_circuit.mapping.search_layer`.
 
     Raises
     ------
     MappingError
-        For negative ``search_evals``/``search_tiles`` or inputs whose width is not the
-        K of every matrix.
+        For negative ``search_evals``/``search_tiles``, inputs whose width is not the
+        K of every matrix, or a periphery that needs calibration without inputs.
     """
     if isinstance(search_evals, bool) or not isinstance(search_evals, (int, np.integer)) \
             or search_evals < 0:
@@ -76,40 +90,59 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Circ
                 raise MappingError(f"inputs have {inputs.shape[-1]} features per vector but "
                                    f"matrix {name!r} has K={w.shape[0]} rows (shape "
                                    f"{tuple(w.shape)}); the inputs must be (B, {w.shape[0]})")
+        inputs = np.atleast_2d(inputs)
+    periphery = periphery or Periphery()
+    if periphery.needs_calibration and inputs is None:
+        raise MappingError(f"the periphery ({periphery.label()}) is calibrated on activations: "
+                           "give --inputs")
+    if objective is None:
+        objective = "bw_error_cal" if inputs is not None else "bw_error_allon"
+    if objective not in OBJECTIVES:
+        raise MappingError(f"objective must be one of {', '.join(OBJECTIVES)}, got "
+                           f"{objective!r}")
+    circ = as_circuit(circuit)
     lut = load_lut(lut_path)
     report: dict[str, Any] = {
-        "metric": "nf: mean over real columns of (I_ideal - I)/I_ideal; all-on = every "
-                  "real row at v_read",
-        "config": config.to_dict(), "circuit": circuit.to_dict(),
+        "metrics": dict(METRICS),
+        "primary_metric": "bw_error_allon (bit-weighted error, all-on)",
+        "config": config.to_dict(), "circuit": circ.to_dict() if circ else None,
+        "periphery": periphery.to_dict(),
         "lut": {"path": lut_path, "available": lut is not None}, "layers": {}}
+    base = {k: v for k, v in config.to_dict().items() if k not in ("column_order", "row_order")}
+
+    def evaluate(layer: MappedLayer) -> dict[str, Any]:
+        cal = None
+        if inputs is not None and periphery.needs_calibration:
+            cal = calibrate_layer(layer, inputs, circ, periphery)
+        nf = layer_nf(layer, circ, inputs, lut=lut, periphery=None if cal else periphery,
+                      calibration=cal)
+        return {**nf.to_dict(), **layer.summary()}
+
     for name, w in weights.items():
-        x = inputs
         entry: dict[str, Any] = {"shape": list(w.shape)}
         mdm_layer = None
         for layout in layouts:
             start = time.perf_counter()
-            layer = map_layer(w, MappingConfig.preset(layout, **{
-                k: v for k, v in config.to_dict().items()
-                if k not in ("column_order", "row_order")}))
-            nf = layer_nf(layer, circuit, x, lut=lut)
-            entry[layout] = {**nf.to_dict(), **layer.summary(),
-                             "seconds": time.perf_counter() - start}
+            layer = map_layer(w, MappingConfig.preset(layout, **base))
+            entry[layout] = {**evaluate(layer), "seconds": time.perf_counter() - start}
             if layout == "mdm":
                 mdm_layer = layer
         if search_evals > 0:
             if mdm_layer is None:
-                mdm_layer = map_layer(w, MappingConfig.preset("mdm", **{
-                    k: v for k, v in config.to_dict().items()
-                    if k not in ("column_order", "row_order")}))
+                mdm_layer = map_layer(w, MappingConfig.preset("mdm", **base))
             start = time.perf_counter()
-            order = np.argsort([-t["nf_allon"] for t in layer_nf(mdm_layer, circuit).tiles])
+            scores = [t["bw_error_allon"] for t in layer_nf(mdm_layer, circ).tiles]
+            order = np.argsort(scores)[::-1]
             chosen = order[:search_tiles] if search_tiles else order
-            searched, results = search_layer(mdm_layer, circuit, tiles=[int(i) for i in chosen],
-                                             max_evals=search_evals, seed=seed)
-            nf = layer_nf(searched, circuit, x, lut=lut)
-            entry["search"] = {**nf.to_dict(), "searched_tiles": [int(i) for i in chosen],
-                               "tile_nf_start": [r.nf_start for r in results],
-                               "tile_nf_best": [r.nf_best for r in results],
+            searched, results = search_layer(
+                mdm_layer, circ, tiles=[int(i) for i in chosen], x=inputs,
+                objective=objective, moves=moves, max_evals=search_evals, seed=seed,
+                workers=workers, scheduler=scheduler)
+            entry["search"] = {**evaluate(searched), "objective": objective,
+                               "moves": list(moves),
+                               "searched_tiles": [int(i) for i in chosen],
+                               "tile_objective_start": [r.start for r in results],
+                               "tile_objective_best": [r.best for r in results],
                                "seconds": time.perf_counter() - start}
         report["layers"][name] = entry
     return report
@@ -127,10 +160,10 @@ def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
         layouts = [k for k, v in entry.items() if isinstance(v, dict) and "tiles" in v]
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for layout in layouts:
-            values = [t["nf_allon"] for t in entry[layout]["tiles"]]
+            values = [t["bw_error_allon"] for t in entry[layout]["tiles"]]
             ax.plot(np.arange(len(values)), values, "o-", ms=3, label=layout)
         ax.set_xlabel("tile index")
-        ax.set_ylabel("NF (mean column, all-on)")
+        ax.set_ylabel("bit-weighted error (all-on)")
         ax.set_title(f"{name} {entry['shape'][0]}x{entry['shape'][1]}")
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -148,10 +181,13 @@ def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
               help="JSON: {'mapping': {MappingConfig fields}, 'circuit': {r_row, r_col, "
                    "r_driver, r_sense}, 'layouts': [...]}; options below override it.")
 @click.option("--tensor", default=None, help="Only this tensor of a safetensors/npz file.")
-@click.option("--transpose", is_flag=True,
-              help="Weights are stored (O, K) as in PyTorch Linear; transpose to (K, O).")
+@click.option("--transpose/--no-transpose", default=None,
+              help="Force 2-D tensors to be read as PyTorch (O, K) and transposed, or as "
+                   "(K, O). Default: tensors named '<module>.weight' are transposed, conv "
+                   "weights lowered, .npy read as (K, O), anything else refused.")
 @click.option("--layouts", default=None,
-              help=f"Comma-separated layouts from: {', '.join(PRESETS)} [naive,mdm,reverse].")
+              help=f"Comma-separated layouts from: {', '.join(PRESETS)} "
+                   "[naive,planes_high_first,mdm].")
 @click.option("--tile", default=None, help="Array size ROWSxCOLS [64x64].")
 @click.option("--bits", type=int, default=None, help="Signed weight bits [8].")
 @click.option("--bits-per-cell", type=int, default=None, help="Bits per device, 1-4 [1].")
@@ -162,26 +198,48 @@ def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
 @click.option("--r-col", type=float, default=None, help="Column segment resistance (ohm) [1].")
 @click.option("--r-driver", type=float, default=None, help="Driver resistance (ohm) [0].")
 @click.option("--r-sense", type=float, default=None, help="Sense resistance (ohm) [0].")
+@click.option("--template", "template_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Crossbar spec (JSON) whose wires, device and periphery every "
+                                 "tile uses (its conductances are ignored); replaces --r-*.")
+@click.option("--adc-bits", type=click.IntRange(1, 16), default=None,
+              help="Per-column ADC bits [none: exact readout].")
+@click.option("--calibration", type=click.Choice(["none", "gain", "gain_offset"]), default=None,
+              help="Per-column digital calibration on --inputs [none].")
 @click.option("--inputs", "inputs_path", type=click.Path(exists=True, dir_okay=False),
-              help=".npy of layer inputs (B, K): also report the NF under these inputs.")
-@click.option("--lut", "lut_path", default=None, help="Lookup table for estimated NF.")
+              help=".npy of layer inputs (B, K): metrics under these inputs, output error, "
+                   "calibration activations.")
+@click.option("--lut", "lut_path", default=None, help="Lookup table for estimated column NF.")
 @click.option("--search-evals", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Exact evaluations per tile of the row-order search from MDM (0 = off).")
+              help="Budget of exact solves per tile of the layout search from MDM (0 = off).")
 @click.option("--search-tiles", type=click.IntRange(min=0), default=None,
-              help="Search only the N tiles with the highest MDM NF.")
+              help="Search only the N tiles with the highest MDM bit-weighted error.")
+@click.option("--objective", type=click.Choice(list(OBJECTIVES)), default=None,
+              help="Search objective [bw_error_cal with --inputs, else bw_error_allon].")
+@click.option("--moves", default="rows,columns", show_default=True,
+              help="Search moves: rows, columns or both.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Search in a local Dask cluster of N processes [one per core].")
+@click.option("--serial", is_flag=True, help="Search in this process, without Dask.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Search on a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default="xbar-map-out",
               show_default=True, help="Where report.json and the plots go.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def map_command(weights: str, config_path: str | None, tensor: str | None, transpose: bool,
-                layouts: str | None, tile: str | None, bits: int | None,
-                bits_per_cell: int | None, sign: str | None, g_on: float | None,
-                g_off: float | None, r_row: float | None, r_col: float | None,
-                r_driver: float | None, r_sense: float | None, inputs_path: str | None,
-                lut_path: str | None, search_evals: int, search_tiles: int | None,
-                out_dir: str, no_plots: bool, as_json: bool) -> None:
+def map_command(weights: str, config_path: str | None, tensor: str | None,
+                transpose: bool | None, layouts: str | None, tile: str | None,
+                bits: int | None, bits_per_cell: int | None, sign: str | None,
+                g_on: float | None, g_off: float | None, r_row: float | None,
+                r_col: float | None, r_driver: float | None, r_sense: float | None,
+                template_path: str | None, adc_bits: int | None, calibration: str | None,
+                inputs_path: str | None, lut_path: str | None, search_evals: int,
+                search_tiles: int | None, objective: str | None, moves: str,
+                workers: int | None, serial: bool, scheduler: str | None, out_dir: str,
+                no_plots: bool, as_json: bool) -> None:
     """Map the weight matrices of WEIGHTS (.npy, .npz or .safetensors) onto crossbars
-    and report the NF of each layout (naive, MDM, reverse, search) per tile and layer."""
+    and report the bit-weighted error (and column NF) of each layout per tile and layer."""
+    if serial and scheduler:
+        raise click.UsageError("--serial and --scheduler exclude each other")
     try:
         cfg_data: dict[str, Any] = {}
         if config_path:
@@ -195,52 +253,68 @@ def map_command(weights: str, config_path: str | None, tensor: str | None, trans
         if tile:
             mapping["tile_rows"], mapping["tile_cols"] = _parse_tile(tile)
         config = MappingConfig.from_dict(mapping)
-        circ = {"r_row": 1.0, "r_col": 1.0, "r_driver": 0.0, "r_sense": 0.0,
-                **cfg_data.get("circuit", {})}
-        circ.update({k: v for k, v in {"r_row": r_row, "r_col": r_col, "r_driver": r_driver,
-                                       "r_sense": r_sense}.items() if v is not None})
-        circuit = CircuitParams(**circ)
+        if template_path:
+            from ..spec import Crossbar
+
+            circuit: Any = Crossbar.load(template_path)
+        else:
+            circ = {"r_row": 1.0, "r_col": 1.0, "r_driver": 0.0, "r_sense": 0.0,
+                    **cfg_data.get("circuit", {})}
+            circ.update({k: v for k, v in {"r_row": r_row, "r_col": r_col,
+                                           "r_driver": r_driver,
+                                           "r_sense": r_sense}.items() if v is not None})
+            circuit = CircuitParams(**circ)
         names = (layouts.split(",") if layouts else
-                 cfg_data.get("layouts", ["naive", "mdm", "reverse"]))
+                 cfg_data.get("layouts", ["naive", "planes_high_first", "mdm"]))
         names = [n.strip() for n in names]
         for n in names:
             if n not in PRESETS:
                 raise click.BadParameter(f"unknown layout {n!r}; known: {', '.join(PRESETS)}")
-        matrices = load_weights(weights, tensor, transpose=transpose)
+        move_list = tuple(m.strip() for m in moves.split(",") if m.strip())
+        periphery = Periphery(adc_bits=adc_bits, calibration=calibration or "none")
+        notes: list[str] = []
+        matrices = load_weights(weights, tensor, transpose=transpose, notes=notes)
         inputs = load_array(inputs_path, "inputs") if inputs_path else None
         report = run_map(matrices, config, circuit, names, lut_path=lut_path,
-                         search_evals=search_evals, search_tiles=search_tiles, inputs=inputs)
+                         search_evals=search_evals, search_tiles=search_tiles, inputs=inputs,
+                         objective=objective, moves=move_list, periphery=periphery,
+                         workers=0 if serial else workers, scheduler=scheduler)
     except (XbarError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report["weights_file"] = str(weights)
+    report["orientation"] = notes
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
     plots = [] if no_plots else _plot(report, out)
     if as_json:
         click.echo(json.dumps(report, indent=1, default=float))
         return
-    click.echo(f"circuit: r_row={circuit.r_row:g} ohm, r_col={circuit.r_col:g} ohm, "
-               f"r_driver={circuit.r_driver:g} ohm, r_sense={circuit.r_sense:g} ohm; "
-               f"g_on={config.level_array[-1]:g} S, g_off={config.level_array[0]:g} S; "
-               f"tile {config.tile_rows}x{config.tile_cols}, {config.weight_bits}-bit weights, "
-               f"{config.bits_per_cell} bit(s)/cell")
-    click.echo("metric: NF = mean column (I_ideal - I)/I_ideal over real columns, every real "
-               "row at v_read (all-on)")
+    for note in notes:
+        click.echo(f"orientation: {note}")
+    circ_d = report["circuit"] or {}
+    click.echo(f"circuit: r_row={circ_d.get('r_row')} ohm, r_col={circ_d.get('r_col')} ohm, "
+               f"r_driver={circ_d.get('r_driver')} ohm, r_sense={circ_d.get('r_sense')} ohm, "
+               f"device {circ_d.get('device')}; g_on={config.level_array[-1]:g} S, "
+               f"g_off={config.level_array[0]:g} S; tile {config.tile_rows}x{config.tile_cols}, "
+               f"{config.weight_bits}-bit weights, {config.bits_per_cell} bit(s)/cell; "
+               f"readout: {periphery.label()}")
+    click.echo("metric: BW = bit-weighted (shift-and-add) error, every real row at v_read "
+               "(all-on); column NF (secondary) = mean column (I_ideal - I)/I_ideal")
     shown = [*names, *(["search"] if search_evals > 0 else [])]
-    click.echo("| layer | shape | tiles | " + " | ".join(f"NF {n}" for n in shown)
-               + (" | MDM vs naive |" if {"naive", "mdm"} <= set(shown) else " |")
-               + (" NF LUT (mdm) |" if report["lut"]["available"] else ""))
+    click.echo("| layer | shape | tiles | " + " | ".join(f"BW {n}" for n in shown)
+               + " | " + " | ".join(f"NF {n}" for n in shown) + " |"
+               + (" output error (mdm) |" if inputs is not None and "mdm" in shown else "")
+               + (" NF LUT (mdm) |" if report["lut"]["available"] and "mdm" in shown else ""))
     for name, entry in report["layers"].items():
-        cells = [f"{entry[n]['layer_nf_allon']:.4e}" for n in shown]
-        line = f"| {name} | {entry['shape'][0]}x{entry['shape'][1]} | " \
-               f"{len(entry[shown[0]]['tiles'])} | " + " | ".join(cells)
-        if {"naive", "mdm"} <= set(shown):
-            red = 1 - entry["mdm"]["layer_nf_allon"] / entry["naive"]["layer_nf_allon"]
-            line += f" | {100 * red:.1f} %"
-        line += " |"
+        cells = [f"{entry[n]['bw_error_allon']:.4f}" for n in shown]
+        cells += [f"{entry[n]['layer_nf_allon']:.4f}" for n in shown]
+        line = (f"| {name} | {entry['shape'][0]}x{entry['shape'][1]} | "
+                f"{len(entry[shown[0]]['tiles'])} | " + " | ".join(cells) + " |")
+        if inputs is not None and "mdm" in shown:
+            line += f" {entry['mdm']['output_error']:.4f} |"
         if report["lut"]["available"] and "mdm" in entry:
-            line += f" {entry['mdm']['layer_nf_lut']:.4e} |"
+            line += f" {entry['mdm']['layer_nf_lut']:.4f} |"
         click.echo(line)
     if lut_path and not report["lut"]["available"]:
         click.echo("LUT: unavailable (xbar_circuit.tables.LookupTable not importable)")

@@ -1,6 +1,6 @@
 """Bit slicing, sign handling, tiling and the physical layout (orientation, row order).
 
-Circuit convention (DESIGN.md §1): drivers at the left end of the rows (column 0 is
+Circuit convention (docs/convention.md §1): drivers at the left end of the rows (column 0 is
 nearest the drivers), sense amplifiers at the bottom of the columns (row M-1 is
 nearest the sense amps). The corner least affected by wire resistance is the
 bottom-left one.
@@ -44,7 +44,9 @@ COLUMN_ORDERS: dict[str, str] = {
     "planes_low_first": "bit plane by bit plane, the least significant plane nearest the "
                         "drivers (MDM orientation)",
     "planes_high_first": "bit plane by bit plane, the most significant plane nearest the "
-                         "drivers (reverse orientation)",
+                         "drivers (the paper-like baseline orientation)",
+    "bit_weight": "columns sorted by bit weight times digit sum (2**(b*slice) * sum of the "
+                  "column's digits), the heaviest nearest the drivers",
 }
 """Column orders of a tile, by name."""
 
@@ -58,13 +60,20 @@ ROW_ORDERS: dict[str, str] = {
 
 PRESETS: dict[str, dict[str, str]] = {
     "naive": {"column_order": "interleaved", "row_order": "natural"},
+    "planes_high_first": {"column_order": "planes_high_first", "row_order": "natural"},
     "mdm": {"column_order": "planes_low_first", "row_order": "mdm"},
     "reverse": {"column_order": "planes_high_first", "row_order": "reverse_mdm"},
     "mdm_rows_only": {"column_order": "interleaved", "row_order": "mdm"},
     "mdm_orientation_only": {"column_order": "planes_low_first", "row_order": "natural"},
+    "mdm_rows_high_first": {"column_order": "planes_high_first", "row_order": "mdm"},
+    "bit_weight_mdm_rows": {"column_order": "bit_weight", "row_order": "mdm"},
 }
-"""Named layouts: ``naive``, ``mdm``, ``reverse`` (high-order planes nearest the drivers
-and the most active rows farthest from the sense amps), and the two halves of MDM."""
+"""Named layouts. ``naive`` interleaves each weight's slices; ``planes_high_first`` (bit
+planes, most significant nearest the drivers, natural rows) is the paper-like baseline;
+``mdm`` is low-order planes first with MDM's row sort; ``mdm_rows_only`` and
+``mdm_orientation_only`` are its two halves on the interleaved layout, and
+``mdm_rows_high_first`` is MDM's row sort on the baseline orientation; ``reverse`` is the
+opposite of MDM; ``bit_weight_mdm_rows`` sorts columns by bit weight (the column lever)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,11 @@ class MappingConfig:
         A name from :data:`COLUMN_ORDERS`.
     row_order : str
         A name from :data:`ROW_ORDERS`.
+    reference_column : bool
+        Reserve the last physical column of every tile for a reference column of
+        ``levels[0]`` cells, whose current is subtracted from every column to remove the
+        g_off contribution (``Periphery(offset="reference")``). Default False: the
+        g_off contribution is subtracted digitally from the known inputs.
     """
 
     weight_bits: int = 8
@@ -117,6 +131,7 @@ class MappingConfig:
     v_read: float = 0.2
     column_order: str = "interleaved"
     row_order: str = "natural"
+    reference_column: bool = False
 
     def __post_init__(self) -> None:
         _check_int("weight_bits", self.weight_bits, 2, 16)
@@ -148,9 +163,13 @@ class MappingConfig:
                 raise MappingError(f"levels must be finite, >= 0 S and strictly increasing, "
                                    f"got {lv.tolist()}")
             object.__setattr__(self, "levels", tuple(float(v) for v in lv))
-        if self.tile_cols < self.n_slices:
+        if not isinstance(self.reference_column, (bool, np.bool_)):
+            raise MappingError(f"reference_column must be True or False, got "
+                               f"{self.reference_column!r}")
+        if self.tile_cols - int(self.reference_column) < self.n_slices:
             raise MappingError(f"tile_cols={self.tile_cols} cannot hold the {self.n_slices} "
-                               "slices of one output channel")
+                               "slices of one output channel"
+                               + (" and a reference column" if self.reference_column else ""))
 
     # ---------------------------------------------------------------- derived
     @property
@@ -165,8 +184,8 @@ class MappingConfig:
 
     @property
     def outputs_per_tile(self) -> int:
-        """Output channels held by one tile: ``tile_cols // n_slices``."""
-        return self.tile_cols // self.n_slices
+        """Output channels held by one tile: ``(tile_cols - reference_column) // n_slices``."""
+        return (self.tile_cols - int(self.reference_column)) // self.n_slices
 
     @property
     def offset(self) -> int:
@@ -234,8 +253,8 @@ class Tile:
         Layer input index driving each physical row, -1 for a padded row. Row 0 is
         the top (farthest from the sense amps).
     col_output, col_slice : ndarray of int, shape (C,)
-        Output channel and bit slice of each physical column (-1 for padding).
-        Column 0 is nearest the drivers.
+        Output channel and bit slice of each physical column (-1 for padding; a
+        reference column has output -1 and slice -2). Column 0 is nearest the drivers.
     digits : ndarray of int, shape (R, C)
         Slice digit stored in each cell (0 for padding).
     conductance : ndarray, shape (R, C)
@@ -260,6 +279,30 @@ class Tile:
     def real_columns(self) -> np.ndarray:
         """Boolean mask of columns that hold weights (not padding); (C,)."""
         return self.col_output >= 0
+
+    @property
+    def reference_columns(self) -> np.ndarray:
+        """Boolean mask of the reference column (all ``levels[0]`` cells), if any; (C,)."""
+        return self.col_slice == -2
+
+    def with_column_order(self, order: ArrayLike) -> Tile:
+        """Return the tile with its physical columns rearranged.
+
+        The recombination reads each column's output channel and slice from the tile,
+        so any column permutation leaves the ideal result unchanged.
+
+        Parameters
+        ----------
+        order : array_like of int, shape (C,)
+            ``order[p]`` is the current physical column moved to position ``p``.
+        """
+        order = np.asarray(order, dtype=np.int64)
+        if sorted(order.tolist()) != list(range(self.shape[1])):
+            raise MappingError(f"column order must be a permutation of 0..{self.shape[1] - 1}")
+        return dataclasses.replace(self, col_output=self.col_output[order],
+                                   col_slice=self.col_slice[order],
+                                   digits=self.digits[:, order],
+                                   conductance=self.conductance[:, order], cache={})
 
     def with_row_order(self, order: ArrayLike) -> Tile:
         """Return the tile with its physical rows rearranged.
@@ -300,18 +343,32 @@ def _row_permutation(order: str, digits: np.ndarray, rows: np.ndarray,
     return np.argsort(keys, kind="stable")
 
 
-def _column_layout(order: str, outputs: np.ndarray, n_slices: int, n_cols: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    if order == "interleaved":
+def _column_layout(order: str, outputs: np.ndarray, n_slices: int, n_cols: int,
+                   reference: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    if order in ("interleaved", "bit_weight"):  # bit_weight is sorted once digits exist
         out = np.repeat(outputs, n_slices)
         sl = np.tile(np.arange(n_slices)[::-1], outputs.size)
     else:
         planes = np.arange(n_slices) if order == "planes_low_first" else np.arange(n_slices)[::-1]
         out = np.tile(outputs, n_slices)
         sl = np.repeat(planes, outputs.size)
-    pad = n_cols - out.size
-    return (np.concatenate([out, -np.ones(pad, np.int64)]),
-            np.concatenate([sl, -np.ones(pad, np.int64)]))
+    pad = n_cols - out.size - int(reference)
+    ref = np.array([-1] if reference else [], np.int64)
+    return (np.concatenate([out, -np.ones(pad, np.int64), ref]),
+            np.concatenate([sl, -np.ones(pad, np.int64), 2 * ref]))
+
+
+def _bit_weight_order(digits: np.ndarray, col_output: np.ndarray, col_slice: np.ndarray,
+                      bits_per_cell: int) -> np.ndarray:
+    """Column permutation putting the largest ``2**(b*slice) * digit sum`` nearest the drivers.
+
+    Padding and the reference column keep their places at the far end.
+    """
+    real = np.flatnonzero(col_output >= 0)
+    weight = digits[:, real].sum(axis=0) * 2.0 ** (bits_per_cell * col_slice[real])
+    # Stable sort with the slice as tie-break: high slices first among equal weights.
+    keys = np.lexsort((-col_slice[real], -weight))
+    return np.concatenate([real[keys], np.flatnonzero(col_output < 0)])
 
 
 @dataclass(frozen=True, eq=False)
@@ -429,11 +486,15 @@ def map_layer(weights: ArrayLike | QuantizedWeights, config: MappingConfig | Non
             rows = np.concatenate([inputs, -np.ones(rt - inputs.size, np.int64)])
             for cb in range(-(-o // per_tile)):
                 outputs = np.arange(cb * per_tile, min(o, (cb + 1) * per_tile))
-                col_out, col_sl = _column_layout(config.column_order, outputs, ns, ct)
+                col_out, col_sl = _column_layout(config.column_order, outputs, ns, ct,
+                                                 config.reference_column)
                 digits = np.zeros((rt, ct), dtype=np.int64)
                 real_c = col_out >= 0
                 block = stored[np.ix_(inputs, col_out[real_c])]
                 digits[: inputs.size, real_c] = (block >> (b * col_sl[real_c])[None, :]) & mask
+                if config.column_order == "bit_weight":
+                    cperm = _bit_weight_order(digits, col_out, col_sl, b)
+                    col_out, col_sl, digits = col_out[cperm], col_sl[cperm], digits[:, cperm]
                 perm = _row_permutation(config.row_order, digits, rows, activity)
                 rows_p, digits_p = rows[perm], digits[perm]
                 tiles.append(Tile(key=(a_index, rb, cb), polarity=polarity, rows=rows_p,

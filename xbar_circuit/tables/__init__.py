@@ -1,4 +1,4 @@
-"""Calibrated nonideality lookup tables (issue #6).
+"""Calibrated nonideality lookup tables.
 
 Generate a table once from exact circuit solves over a sweep of parameters
 (:func:`calibrate`, or ``xbar calibrate SWEEP -o TABLE``), then estimate the

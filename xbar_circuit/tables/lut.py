@@ -389,7 +389,7 @@ class LookupTable:
     def predict_nf(self, crossbar: Crossbar, v_in: Any = None, *, method: str = "scalar",
                    out_of_range: str = "clip", g_on: float | None = None,
                    g_off: float | None = None) -> float:
-        """Predict the array NF (DESIGN.md §2: mean column NF) without solving the circuit.
+        """Predict the array NF (docs/convention.md §2: mean column NF) without solving the circuit.
 
         Parameters
         ----------

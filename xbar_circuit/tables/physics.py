@@ -1,7 +1,7 @@
 """Closed-form loss models and the exact computation of one grid point.
 
 Given the cell currents ``I`` (M, N), the wire network fixes every node voltage exactly
-(Kirchhoff's current law along each line, DESIGN.md §1)::
+(Kirchhoff's current law along each line; circuit of docs/convention.md §1)::
 
     drop at r(i, j) = r_driver * sum_k I[i, k] + r_row * sum_{s<=j} sum_{k>=s} I[i, k]
     rise at c(i, j) = r_sense  * sum_l I[l, j] + r_col * sum_{s>=i} sum_{l<=s} I[l, j]
@@ -31,7 +31,7 @@ def apply_wires(currents: np.ndarray, r_row: float, r_col: float, r_driver: floa
     currents : ndarray, shape (M, N)
         Current through each cell from row to column, in amperes.
     r_row, r_col, r_driver, r_sense : float
-        Resistances in ohms (DESIGN.md §1).
+        Resistances in ohms (docs/convention.md §1).
 
     Returns
     -------
@@ -122,7 +122,7 @@ def model_loss(conductance: np.ndarray, v_in: np.ndarray, r_row: float, r_col: f
 
 def nf_from_loss(conductance: np.ndarray, v_in: np.ndarray, loss: np.ndarray) -> tuple[
         float, np.ndarray]:
-    """Column and array NF implied by a per-cell loss map (DESIGN.md §2).
+    """Column and array NF implied by a per-cell loss map (docs/convention.md §2).
 
     ``NF[j] = sum_i G[i,j] v[i] loss[i,j] / sum_i G[i,j] v[i]``; the array NF is the mean
     over columns with ``I_ideal > 0``.
