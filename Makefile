@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.xbar-installed
 SYSTEM_STAMP := $(VENV)/.system-deps
-SOURCES := pyproject.toml setup.py $(wildcard cython_solvers/*.pyx)
+SOURCES := pyproject.toml setup.py $(wildcard cython_solvers/*.pyx) $(wildcard cython_solvers/*.pxd)
 
 .PHONY: demo test bench validate references calibration mdm-study lint setup system-deps clean \
 	docs check-package

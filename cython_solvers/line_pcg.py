@@ -32,8 +32,6 @@ __all__ = [
     "factor",
     "row_voltages_from_columns",
     "solve",
-    "solve_ideal_columns",
-    "solve_ideal_rows",
 ]
 
 
@@ -359,93 +357,3 @@ def row_voltages_from_columns(
             for future in [pool.submit(run, lo, hi) for lo, hi in chunks]:
                 future.result()
     return out
-
-
-def _raw_factors(g: np.ndarray, w_row: float, w_col: float, g_first: float,
-                 g_last: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    m, n = g.shape
-    out = tuple(np.empty((m, n)) for _ in range(4))
-    factor_lines(g, w_row, w_col, g_first, g_last, *out)
-    return out  # type: ignore[return-value]
-
-
-def solve_ideal_rows(crossbar: Crossbar, v_in: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Exact solution when every row is an ideal equipotential (``r_row = r_driver = 0``).
-
-    Each row node sits at its source voltage, so only the N column chains remain:
-    ``A_c x_c = D v``, one direct tridiagonal sweep (no iteration).
-
-    Parameters
-    ----------
-    crossbar : Crossbar
-        With ``r_row == r_driver == 0`` and ``r_col > 0``.
-    v_in : array_like, shape (B, M)
-        Row source voltages in volts.
-
-    Returns
-    -------
-    row_voltages, column_voltages : ndarray, shape (B, M, N)
-        Volts.
-    column_currents : ndarray, shape (B, N)
-        Amperes, the sum of the column's cell currents.
-    """
-    if not isinstance(crossbar, Crossbar):
-        raise TypeError(f"expected a Crossbar, got {type(crossbar).__name__}")
-    if crossbar.r_row != 0.0 or crossbar.r_driver != 0.0 or not crossbar.r_col > 0.0:
-        raise ValueError("solve_ideal_rows needs r_row == r_driver == 0 and r_col > 0")
-    g = np.ascontiguousarray(crossbar.conductance, dtype=np.float64)
-    m, n = g.shape
-    v = _as_batch("v_in", v_in, None, m)
-    w_col = 1.0 / crossbar.r_col
-    if not math.isfinite(w_col):
-        raise ValueError(f"1/r_col = {w_col!r} S is not finite (resistance too small)")
-    _, _, col_e, col_inv = _raw_factors(g, 1.0, w_col, 1.0,
-                                        1.0 / (crossbar.r_col + crossbar.r_sense))
-    row_v = np.ascontiguousarray(np.broadcast_to(v[:, :, None], (v.shape[0], m, n)))
-    z = g * row_v                                    # right-hand side D v, amperes
-    for i in range(m - 2, -1, -1):                   # forward sweep from the bottom
-        z[:, i] += col_e[i + 1] * z[:, i + 1]
-    z[:, 0] *= col_inv[0]
-    for i in range(1, m):                            # backward sweep from the top
-        z[:, i] = z[:, i] * col_inv[i] + col_e[i] * z[:, i - 1]
-    col_i = np.einsum("ij,bij->bj", g, row_v - z)
-    return row_v, z, col_i
-
-
-def solve_ideal_columns(crossbar: Crossbar, v_in: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Exact solution when every column is an ideal virtual ground (``r_col = r_sense = 0``).
-
-    Each column node sits at 0 V, so only the M row chains remain:
-    ``A_r x_r = b_r``, one direct tridiagonal sweep (no iteration).
-
-    Parameters
-    ----------
-    crossbar : Crossbar
-        With ``r_col == r_sense == 0`` and ``r_row > 0``.
-    v_in : array_like, shape (B, M)
-        Row source voltages in volts.
-
-    Returns
-    -------
-    row_voltages, column_voltages : ndarray, shape (B, M, N)
-        Volts (the column voltages are zero).
-    column_currents : ndarray, shape (B, N)
-        Amperes, the sum of the column's cell currents.
-    """
-    if not isinstance(crossbar, Crossbar):
-        raise TypeError(f"expected a Crossbar, got {type(crossbar).__name__}")
-    if crossbar.r_col != 0.0 or crossbar.r_sense != 0.0 or not crossbar.r_row > 0.0:
-        raise ValueError("solve_ideal_columns needs r_col == r_sense == 0 and r_row > 0")
-    g = np.ascontiguousarray(crossbar.conductance, dtype=np.float64)
-    m, n = g.shape
-    v = _as_batch("v_in", v_in, None, m)
-    w_row = 1.0 / crossbar.r_row
-    if not math.isfinite(w_row):
-        raise ValueError(f"1/r_row = {w_row!r} S is not finite (resistance too small)")
-    g_first = 1.0 / (crossbar.r_row + crossbar.r_driver)
-    row_e, row_inv, _, _ = _raw_factors(g, w_row, 1.0, g_first, 1.0)
-    col_v = np.zeros((v.shape[0], m, n))
-    row_v = np.empty_like(col_v)
-    rows_from_columns(g, row_e, row_inv, g_first, v, col_v, row_v)
-    col_i = np.einsum("ij,bij->bj", g, row_v)
-    return row_v, col_v, col_i

@@ -1,28 +1,20 @@
-"""Validated driver of the general compiled solver: variant topologies and Newton-Raphson.
+"""Newton-Raphson for nonlinear cells on the structured kernel of every topology.
 
-Every variant of :class:`~xbar_circuit.Crossbar` (device models, drivers on the
-right or both ends, sense amplifiers at the top, finite-gain TIA or sense load,
-per-segment wires) keeps the crossbar structure: row chains, column chains and one
-cell between r(i, j) and c(i, j). The array is first *oriented* (rows flipped for
-top sense amplifiers, columns flipped for right-hand drivers) so that every column
-is grounded at its bottom and every row at its left end (and, for drivers on both
-ends, also at its right end); the compiled kernel
-(:mod:`xbar_circuit.cython_solvers._newton_pcg`) then solves the linear system with
-per-segment couplings and a general right-hand side by line-preconditioned CG.
-
-Nonlinear cells: Newton-Raphson on the nodal equations ``F(x) = 0`` (KCL at the
-2·M·N wire nodes). Each iteration evaluates every cell's ``i`` and ``di/dv``
-(compiled, series composites by an inner 1-D Newton), solves ``J dx = -F`` with the
-kernel (``J`` has the crossbar structure with ``D = di/dv``) and takes the step with
-a backtracking line search on ``‖F‖₂``. If plain damped Newton fails: gmin stepping
-(a conductance ``gmin`` across every cell, 1e-2 S down to 0 in decades), then source
-stepping (inputs ramped from 5 % to 100 %); if everything fails,
-:class:`~xbar_circuit.errors.ConvergenceError` states the last residual.
+Each Newton iteration evaluates every cell's ``i`` and ``di/dv`` (compiled, series
+composites by an inner 1-D Newton, :func:`._devices.eval_cells`), solves
+``J dx = -F`` with :class:`~xbar_circuit.cython_solvers.structured.Chains` (``J`` has
+the crossbar structure with ``D = di/dv``) and takes the step with a backtracking line
+search on the norm of the Kirchhoff residual ``F`` of the reduced system (merged
+nodes summed, nodes fixed by ideal sources or grounds left out). If plain damped
+Newton fails: gmin stepping (a conductance ``gmin`` across every cell, 1e-2 S down
+to 0 in decades), then source stepping (inputs ramped from 5 % to 100 %); if
+everything fails, :class:`~xbar_circuit.errors.ConvergenceError` states the last
+residual. The vectors of a batch are independent and run on a thread pool (the
+kernels release the GIL).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -31,9 +23,10 @@ import numpy as np
 from ..devices import AccessTransistor, Linear, OneS1R, OneT1R, Selector, Sinh
 from ..errors import ConvergenceError
 from ..spec import Crossbar
-from ._newton_pcg import eval_cells, factor_general, solve_general
+from ._devices import eval_cells
+from .structured import Chains, Oriented, _run_chunks, default_max_iter
 
-__all__ = ["NEWTON_TOL", "Oriented", "orient", "solve_variant"]
+__all__ = ["NEWTON_TOL", "solve_nonlinear"]
 
 NEWTON_TOL = 1e-12
 """Newton stops after a step whose largest node update is below ``NEWTON_TOL`` times the
@@ -42,82 +35,7 @@ largest input voltage (the step is applied: the error left is quadratic in it)."
 _GMIN_STEPS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 0.0)
 _SOURCE_STEPS = tuple(float(x) for x in np.linspace(0.05, 1.0, 20))
 _LOOSE = 1e-4  # step tolerance (x max|V_in|) of intermediate continuation stages
-
-
-@dataclasses.dataclass
-class Oriented:
-    """The array in solver orientation (columns grounded at the bottom, rows at the left).
-
-    Attributes
-    ----------
-    g : ndarray (M, N)
-        Programmed conductances, siemens.
-    wr : ndarray (M, N)
-        Row couplings r(i,j)-r(i,j+1), siemens (last column unused, 1.0).
-    gl, gr : ndarray (M,)
-        Conductance from the left / right end node to the row source (gr = 0 when
-        there is no right driver), siemens.
-    wc : ndarray (M, N)
-        Column couplings c(i,j)-c(i+1,j), siemens (last row unused, 1.0).
-    gb : ndarray (N,)
-        Conductance from c(M-1, j) to ground through the last segment, r_sense and the
-        port resistance, siemens.
-    flip_rows, flip_cols : bool
-        Whether rows (top sense) / columns (right drivers) were reversed.
-    """
-
-    g: np.ndarray
-    wr: np.ndarray
-    gl: np.ndarray
-    gr: np.ndarray
-    wc: np.ndarray
-    gb: np.ndarray
-    flip_rows: bool
-    flip_cols: bool
-
-    def to_solver(self, a: np.ndarray) -> np.ndarray:
-        """Reorient a (..., M, N) array from spec to solver orientation (or back)."""
-        if self.flip_rows:
-            a = a[..., ::-1, :]
-        if self.flip_cols:
-            a = a[..., ::-1]
-        return np.ascontiguousarray(a)
-
-
-def orient(crossbar: Crossbar) -> Oriented | None:
-    """Return the oriented conductances, or None when a wire segment is zero ohm.
-
-    The structured system cannot express a zero-ohm segment (merged nodes); callers
-    then use the graph solver.
-    """
-    m, n = crossbar.shape
-    seg_r = np.array(crossbar.row_segments(), dtype=np.float64)
-    seg_c = np.array(crossbar.col_segments(), dtype=np.float64)
-    if np.any(seg_r <= 0.0) or np.any(seg_c <= 0.0):
-        return None
-    side = crossbar.driver_side
-    flip_cols = side == "right"
-    flip_rows = crossbar.sense_side == "top"
-    g = crossbar.conductance
-    if flip_cols:
-        seg_r = seg_r[:, ::-1]
-        g = g[:, ::-1]
-    if flip_rows:
-        seg_r = seg_r[::-1]
-        seg_c = seg_c[::-1]
-        g = g[::-1]
-    wr = np.ones((m, n))
-    wr[:, : n - 1] = 1.0 / seg_r[:, 1:n]
-    gl = 1.0 / (crossbar.r_driver + seg_r[:, 0])
-    gr = 1.0 / (crossbar.r_driver + seg_r[:, n]) if side == "both" else np.zeros(m)
-    wc = np.ones((m, n))
-    wc[: m - 1] = 1.0 / seg_c[: m - 1]
-    gb = 1.0 / (seg_c[m - 1] + crossbar.r_sense + crossbar.port_resistance)
-    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (g, wr, gl, gr, wc, gb)]
-    for a in arrays:
-        if not np.all(np.isfinite(a)):
-            return None
-    return Oriented(*arrays, flip_rows=flip_rows, flip_cols=flip_cols)
+_INNER_MAX = 200  # iteration cap of the inner 1-D Newton of series cells
 
 
 def _device_codes(device: Any) -> tuple[int, float, float, int, float]:
@@ -146,12 +64,10 @@ class _System:
         self.o = o
         self.m, self.n = o.g.shape
         self.codes = _device_codes(crossbar.device)
-        self.gates = np.ascontiguousarray(gates[::-1] if o.flip_rows else gates)
+        self.gates = np.ascontiguousarray(gates, dtype=np.float64)
         self.rtol = rtol
         self.max_iter = max_iter
-        shape = (self.m, self.n)
-        self.factors = [np.empty(shape) for _ in range(4)]
-        self.work = np.empty((4, self.m, self.n))
+        self.chains = Chains(o)
         self.cg_iterations = 0
         self.gmin = 0.0
 
@@ -160,55 +76,43 @@ class _System:
         d = np.empty_like(v)
         first, a, b, mem, k = self.codes
         eval_cells(first, a, b, mem, k, self.o.g, np.ascontiguousarray(v), self.gates, i, d,
-                   200)
+                   _INNER_MAX)
         if self.gmin:
             i += self.gmin * v
             d += self.gmin
         return i, d
 
-    def linear_solve(self, d: np.ndarray, b_r: np.ndarray, b_c: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        o = self.o
-        factor_general(d, o.wr, o.gl, o.gr, o.wc, o.gb, *self.factors)
-        x_r = np.empty((self.m, self.n))
-        x_c = np.empty((self.m, self.n))
-        status, its, res = solve_general(d, o.wc, o.gb, *self.factors,
-                                         np.ascontiguousarray(b_r), np.ascontiguousarray(b_c),
-                                         x_r, x_c, self.rtol, self.max_iter, self.work)
+    def linear_solve(self, d: np.ndarray, v: np.ndarray | None, b_r: np.ndarray | None,
+                     b_c: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        self.chains.refactor(d)
+        result = self.chains.solve(
+            None if v is None else v[None], None if b_r is None else b_r[None],
+            None if b_c is None else b_c[None], rtol=self.rtol, max_iter=self.max_iter,
+            threads=1)
+        its = int(result.iterations[0])
         self.cg_iterations += its
-        if status != 1:
-            reason = "reached the iteration cap" if status == 0 else "broke down"
+        if result.status[0] != 1:
+            reason = "reached the iteration cap" if result.status[0] == 0 else "broke down"
+            res = float(result.residual[0])
             raise ConvergenceError(
-                f"nodal CG inside the variant solver {reason} after {its} iterations with "
+                f"nodal CG inside the Newton solver {reason} after {its} iterations with "
                 f"relative residual {res:.3e} > rtol={self.rtol:.1e}",
-                iterations=int(its), residual=float(res), tolerance=self.rtol)
-        return x_r, x_c
-
-    def source_rhs(self, v: np.ndarray) -> np.ndarray:
-        b_r = np.zeros((self.m, self.n))
-        b_r[:, 0] += self.o.gl * v
-        b_r[:, -1] += self.o.gr * v
-        return b_r
+                iterations=its, residual=res, tolerance=self.rtol)
+        assert result.row_voltages is not None and result.column_voltages is not None
+        return result.row_voltages[0], result.column_voltages[0]
 
     def residual(self, x_r: np.ndarray, x_c: np.ndarray, v: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """KCL residuals (A) at row and column nodes, and di/dv of the cells (S)."""
-        o = self.o
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Node residuals (A), di/dv of the cells (S) and the reduced residual 2-norm."""
         i, d = self.cells(x_r - x_c)
-        f_r = i.copy()
-        f_r[:, 0] += o.gl * (x_r[:, 0] - v)
-        f_r[:, -1] += o.gr * (x_r[:, -1] - v)
-        if self.n > 1:
-            flow = o.wr[:, :-1] * (x_r[:, :-1] - x_r[:, 1:])
-            f_r[:, :-1] += flow
-            f_r[:, 1:] -= flow
-        f_c = -i
-        f_c[-1] += o.gb * x_c[-1]
-        if self.m > 1:
-            flow = o.wc[:-1] * (x_c[:-1] - x_c[1:])
-            f_c[:-1] += flow
-            f_c[1:] -= flow
-        return f_r, f_c, d
+        f_r, f_c = self.chains.residual(i, v, x_r, x_c)
+        g_r, g_c = self.chains.grouped(f_r, f_c)
+        return f_r, f_c, d, math.hypot(float(np.linalg.norm(g_r)), float(np.linalg.norm(g_c)))
+
+    def max_residual(self, x_r: np.ndarray, x_c: np.ndarray, v: np.ndarray) -> float:
+        i, _ = self.cells(x_r - x_c)
+        g_r, g_c = self.chains.grouped(*self.chains.residual(i, v, x_r, x_c))
+        return float(max(np.abs(g_r).max(), np.abs(g_c).max()))
 
 
 def _newton(system: _System, x_r: np.ndarray, x_c: np.ndarray, v: np.ndarray,
@@ -228,57 +132,100 @@ def _damped(system: _System, x_r: np.ndarray, x_c: np.ndarray, v: np.ndarray,
     continuation stages use a loose ``tol``, the final one :data:`NEWTON_TOL`).
     """
     vmax = max(float(np.abs(v).max()), 1e-30)
-    f_r, f_c, d = system.residual(x_r, x_c, v)
-    norm = math.hypot(np.linalg.norm(f_r), np.linalg.norm(f_c))
+    # Newton steps never move nodes fixed by an ideal source: start them at the source.
+    x_r = system.chains.pin(x_r, v)
+    f_r, f_c, d, norm = system.residual(x_r, x_c, v)
     for it in range(1, cap + 1):
         if not math.isfinite(norm):
             return x_r, x_c, it, False, norm
         try:
-            d_r, d_c = system.linear_solve(d, -f_r, -f_c)
+            d_r, d_c = system.linear_solve(d, None, -f_r, -f_c)
         except ConvergenceError:  # the Newton system itself is too ill-conditioned:
             return x_r, x_c, it, False, norm  # let gmin / source stepping take over
         step = max(float(np.abs(d_r).max()), float(np.abs(d_c).max()))
         if step <= tol * vmax:
             x_r, x_c = x_r + d_r, x_c + d_c
-            f_r, f_c, d = system.residual(x_r, x_c, v)
-            return x_r, x_c, it, True, float(max(np.abs(f_r).max(), np.abs(f_c).max()))
+            return x_r, x_c, it, True, system.max_residual(x_r, x_c, v)
         t = 1.0
         while True:
             n_r, n_c = x_r + t * d_r, x_c + t * d_c
-            g_r, g_c, g_d = system.residual(n_r, n_c, v)
-            new_norm = math.hypot(np.linalg.norm(g_r), np.linalg.norm(g_c))
+            g_r, g_c, g_d, new_norm = system.residual(n_r, n_c, v)
             if (math.isfinite(new_norm) and new_norm <= norm * (1.0 + 1e-6)) or t < 1e-4:
                 break
             t *= 0.5
         x_r, x_c, f_r, f_c, d, norm = n_r, n_c, g_r, g_c, g_d, new_norm
-    return x_r, x_c, cap, False, float(max(np.abs(f_r).max(), np.abs(f_c).max()))
+    return x_r, x_c, cap, False, system.max_residual(x_r, x_c, v)
 
 
-def solve_variant(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
-                  gates: np.ndarray | None, *, rtol: float, max_iter: int,
-                  newton_max_iter: int) -> dict[str, Any]:
-    """Solve a batch on a variant topology (linear: one solve; nonlinear: Newton).
+def _solve_vector(system: _System, v: np.ndarray, newton_max_iter: int, b: int,
+                  kind: str) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Newton with gmin and source stepping for one input vector (solver orientation)."""
+    m, n = system.m, system.n
+    d0 = system.cells(np.zeros((m, n)))[1]
+    x_r, x_c = system.linear_solve(d0, v, None, None)
+    total = 0
+    strategy = "newton"
+    start_r, start_c = x_r, x_c
+    x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v, newton_max_iter)
+    total += its
+    if not ok:
+        strategy = "gmin stepping"
+        x_r, x_c = start_r, start_c
+        for gmin in _GMIN_STEPS:
+            system.gmin = gmin
+            x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v, newton_max_iter,
+                                             NEWTON_TOL if gmin == 0.0 else _LOOSE)
+            total += its
+            if not ok:
+                break
+        system.gmin = 0.0
+    if not ok:
+        strategy = "source stepping"
+        x_r, x_c = system.linear_solve(d0, 0.0 * v, None, None)
+        for scale in _SOURCE_STEPS:
+            x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v * scale, newton_max_iter,
+                                             NEWTON_TOL if scale == 1.0 else _LOOSE)
+            total += its
+            if not ok:
+                break
+    if not ok:
+        raise ConvergenceError(
+            f"nodal Newton did not converge for input vector {b} of the {m}x{n} {kind} "
+            f"array: damped Newton, gmin stepping and source stepping all failed ({total} "
+            f"Newton iterations); last KCL residual {res:.3e} A (max over nodes), "
+            f"tolerance: step <= {NEWTON_TOL:g} x max|V_in|. Try backend='reference' or "
+            "smaller inputs.",
+            iterations=total, residual=float(res), tolerance=NEWTON_TOL)
+    return x_r, x_c, total, strategy
+
+
+def solve_nonlinear(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
+                    gates: np.ndarray | None, *, rtol: float, max_iter: int | None,
+                    newton_max_iter: int, threads: int) -> dict[str, Any]:
+    """Solve a batch of a nonlinear array by Newton-Raphson (any topology).
 
     Parameters
     ----------
     crossbar : Crossbar
     o : Oriented
-        From :func:`orient`.
+        From :func:`~xbar_circuit.cython_solvers.structured.orient`.
     v_in : ndarray (B, M)
-        Source voltages in volts.
+        Source voltages in volts, spec orientation.
     gates : ndarray (M,) or None
-        Gate voltages of gated cells, volts.
-    rtol, max_iter : float, int
+        Gate voltages of gated cells, volts, spec orientation.
+    rtol, max_iter : float, int or None
         CG tolerance and cap of each linear solve.
     newton_max_iter : int
         Newton iteration cap of each attempt (plain, and each gmin / source step).
+    threads : int
+        Worker threads over the batch.
 
     Returns
     -------
     dict
         ``row_voltages``, ``column_voltages`` (B, M, N) volts, ``column_currents``
-        (B, N) amperes, ``newton_iterations`` (B,), ``strategy`` (list of str),
-        ``cg_iterations`` (int).
+        (B, N) amperes, all in spec orientation; ``newton_iterations`` (B,),
+        ``strategy`` (list of str), ``cg_iterations`` (int).
 
     Raises
     ------
@@ -287,63 +234,31 @@ def solve_variant(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
     """
     m, n = crossbar.shape
     batch = v_in.shape[0]
-    gate_arr = np.zeros(m) if gates is None else np.asarray(gates, float)
-    system = _System(o, crossbar, gate_arr, rtol, max_iter)
-    if o.flip_rows:
-        v_in = v_in[:, ::-1]
+    gate_arr = np.zeros(m) if gates is None else np.asarray(gates, dtype=np.float64)
+    cap = default_max_iter(m, n) if max_iter is None else max_iter
+    v_s = o.rows_to_solver(np.asarray(v_in, dtype=np.float64))
     row_v = np.empty((batch, m, n))
     col_v = np.empty((batch, m, n))
     col_i = np.empty((batch, n))
     newton_its = np.zeros(batch, dtype=np.int64)
-    strategies: list[str] = []
-    linear = crossbar.is_linear
-    zero = np.zeros((m, n))
-    for b in range(batch):
-        v = np.ascontiguousarray(v_in[b])
-        d0 = system.cells(zero)[1]
-        x_r, x_c = system.linear_solve(d0, system.source_rhs(v), np.zeros((m, n)))
-        total = 0
-        strategy = "linear"
-        if not linear:
-            strategy = "newton"
-            start_r, start_c = x_r, x_c
-            x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v, newton_max_iter)
-            total += its
-            if not ok:
-                strategy = "gmin stepping"
-                x_r, x_c = start_r, start_c
-                for gmin in _GMIN_STEPS:
-                    system.gmin = gmin
-                    x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v, newton_max_iter,
-                                                     NEWTON_TOL if gmin == 0.0 else _LOOSE)
-                    total += its
-                    if not ok:
-                        break
-                system.gmin = 0.0
-            if not ok:
-                strategy = "source stepping"
-                x_r, x_c = np.zeros((m, n)), np.zeros((m, n))
-                for scale in _SOURCE_STEPS:
-                    x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v * scale,
-                                                     newton_max_iter,
-                                                     NEWTON_TOL if scale == 1.0 else _LOOSE)
-                    total += its
-                    if not ok:
-                        break
-            if not ok:
-                raise ConvergenceError(
-                    f"nodal Newton did not converge for input vector {b} of the {m}x{n} "
-                    f"{crossbar.device.kind} array: damped Newton, gmin stepping and source "
-                    f"stepping all failed ({total} Newton iterations); last KCL residual "
-                    f"{res:.3e} A (max over nodes), tolerance: step <= {NEWTON_TOL:g} x "
-                    f"max|V_in|. Try backend='reference' or smaller inputs.",
-                    iterations=total, residual=float(res), tolerance=NEWTON_TOL)
-        i_cell = system.cells(x_r - x_c)[0]
-        row_v[b] = o.to_solver(x_r)
-        col_v[b] = o.to_solver(x_c)
-        col_i[b] = o.to_solver(i_cell).sum(axis=0)
-        newton_its[b] = total
-        strategies.append(strategy)
+    strategies = [""] * batch
+    cg_total = [0]
+    kind = crossbar.device.kind
+
+    def run(lo: int, hi: int) -> None:
+        system = _System(o, crossbar, o.rows_to_solver(gate_arr), rtol, cap)
+        for b in range(lo, hi):
+            x_r, x_c, total, strategy = _solve_vector(system, v_s[b], newton_max_iter, b,
+                                                      kind)
+            i_cell = system.cells(x_r - x_c)[0]
+            row_v[b] = o.to_solver(x_r)
+            col_v[b] = o.to_solver(x_c)
+            col_i[b] = o.columns_to_spec(i_cell.sum(axis=0))
+            newton_its[b] = total
+            strategies[b] = strategy
+        cg_total[0] += system.cg_iterations
+
+    _run_chunks(batch, threads, run)
     return {"row_voltages": row_v, "column_voltages": col_v, "column_currents": col_i,
             "newton_iterations": newton_its, "strategy": strategies,
-            "cg_iterations": system.cg_iterations}
+            "cg_iterations": cg_total[0]}

@@ -10,8 +10,6 @@ by reciprocity of the network, N solves with a unit voltage at each column port
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .backends.nodal import DEFAULT_RTOL, check_converged
@@ -69,13 +67,11 @@ def effective_conductance(
 
     Notes
     -----
-    Linear circuit variants (docs/models.md) are computed from M unit-input solves of
-    the ``"nodal"`` backend; a nonlinear device raises :class:`SpecError`. Arrays with
-    a zero-ohm row or column wire go through the ``"nodal"`` backend's
-    special paths with M unit inputs: one direct sweep for ideal rows
-    (``r_row = r_driver = 0``) or ideal columns (``r_col = r_sense = 0``), otherwise
-    the ``"reference"`` graph solver. With every parasitic resistance zero the result
-    is ``G`` itself.
+    Every linear topology (docs/models.md) is computed by the ``"nodal"`` backend's
+    :class:`~xbar_circuit.backends.nodal.NodalSolver`: M unit-input solves in chunks,
+    so memory stays O(M·N). For the default circuit ``"columns"`` uses N solves with a
+    unit voltage at each column port instead. With every parasitic resistance zero
+    the result is ``G`` itself.
 
     Examples
     --------
@@ -98,45 +94,20 @@ def effective_conductance(
             f"an effective conductance exists only for linear cells; this crossbar's device "
             f"is {type(crossbar.device).__name__} (solve() handles nonlinear arrays)"
         )
-    if crossbar.is_ideal and crossbar.is_default_topology:
-        return np.array(crossbar.conductance, dtype=np.float64, copy=True)
-    if not crossbar.is_default_topology:
-        # Linear variants (drivers right or both, sense at the top, finite-gain TIA,
-        # sense load, per-segment wires) are still linear maps: M unit-input solves.
-        from .api import solve
+    from .backends.nodal import NodalSolver
 
-        unit = solve(crossbar, np.eye(m), backend="nodal", rtol=rtol, max_iter=max_iter,
-                     threads=threads)
-        return np.ascontiguousarray(unit.column_currents)
-    if crossbar.r_row == 0.0 or crossbar.r_col == 0.0:
-        # Ideal rows/columns (a direct sweep) or the graph solver, unit inputs in
-        # chunks so that the node voltages of a chunk stay under 2**24 doubles.
-        from .backends.nodal import solve_batch
-
-        out = np.empty((m, n))
-        eye = np.eye(m)
-        step = max(1, 2**24 // (2 * m * n))
-        for lo in range(0, m, step):
-            out[lo : lo + step] = solve_batch(
-                crossbar, np.ascontiguousarray(eye[lo : lo + step]), use_effective=False
-            ).column_currents
-        return out
-
-    from .backends.nodal import _parse_options
+    solver = NodalSolver(crossbar, rtol=rtol, max_iter=max_iter, threads=threads)
+    by_rows = method == "rows" or (method == "auto" and m <= n)
+    if solver.path != "line" or by_rows:
+        return solver.effective_conductance()
     from .cython_solvers import line_pcg
 
-    options: dict[str, Any] = {"rtol": rtol, "max_iter": max_iter, "threads": threads}
-    opts = _parse_options(options, m, n)
-    common = {"rtol": opts["rtol"], "max_iter": opts["max_iter"], "threads": opts["threads"]}
-    factors = line_pcg.factor(crossbar)
-    by_rows = method == "rows" or (method == "auto" and m <= n)
-    what = f"{m}x{n} crossbar (effective conductance)"
-    if by_rows:
-        result = line_pcg.solve(factors, np.eye(m), store=False, **common)
-        check_converged(result, opts["rtol"], opts["max_iter"], what)
-        return np.ascontiguousarray(result.column_currents)
-    result = line_pcg.solve(factors, None, np.eye(n), store=False, **common)
-    check_converged(result, opts["rtol"], opts["max_iter"], what)
+    opts = solver.opts
+    result = line_pcg.solve(solver.line_factors, None, np.eye(n), store=False,
+                            rtol=opts["rtol"], max_iter=opts["max_iter"],
+                            threads=opts["threads"])
+    check_converged(result, opts["rtol"], opts["max_iter"],
+                    f"{m}x{n} crossbar (effective conductance)")
     # Row i delivers row_currents[j, i] into the array when column port j is at 1 V;
     # the current into its grounded source is the negative, equal to G_eff[i, j].
     return np.ascontiguousarray(-result.row_currents.T)

@@ -1,29 +1,31 @@
-"""The ``"nodal"`` backend: compiled line-preconditioned conjugate gradients.
+"""The ``"nodal"`` backend: compiled line-preconditioned conjugate gradients, every topology.
 
 The crossbar's nodal system (2·M·N unknowns) is solved without ever forming it:
 conjugate gradients run on the column-node Schur complement
 ``S = A_c − D A_r⁻¹ D`` with the column chains ``A_c`` as preconditioner, where
 ``A_r`` (M row chains) and ``A_c`` (N column chains) are tridiagonal and are
-factored once per array (see ``docs/solver.md`` and
-:mod:`xbar_circuit.cython_solvers.line_pcg`). Memory is O(M·N); a batch of inputs
+factored once per array (docs/solver.md). Memory is O(M·N); a batch of inputs
 shares the factors and is split over a thread pool.
 
 Paths, reported in ``info["method"]``:
 
-* every parasitic resistance zero: the ideal product ``V·G`` (exact);
-* ideal rows (``r_row == r_driver == 0``) or ideal columns (``r_col == r_sense == 0``):
-  one direct sweep of the remaining chains, exact, no iteration;
-* any other ``r_row == 0`` or ``r_col == 0`` (a zero-ohm wire segment, which the
-  structured system cannot express): the graph-based ``"reference"`` solver;
-* large batches (``use_effective``): the node-voltage response to each of the M unit
-  inputs is solved once, then the batch costs one matrix product
-  (``I = V·G_eff``, column voltages ``V·K_c``) plus one row-chain sweep;
-* otherwise one CG solve per input vector;
-* any variant of the default circuit (device models, drivers on the right or both
-  ends, sense amplifiers at the top, finite-gain TIA, sense load, per-segment
-  wires): :mod:`xbar_circuit.cython_solvers.newton`, the general compiled kernel,
-  with Newton-Raphson for nonlinear cells (``docs/models.md``); a variant with a
-  zero-ohm wire segment goes to the graph solver.
+* every parasitic resistance zero (default circuit): the ideal product ``V·G``;
+* the default circuit with ``r_row > 0`` and ``r_col > 0``: the specialised kernel
+  :mod:`xbar_circuit.cython_solvers.line_pcg` (it is faster, see docs/benchmarks.md);
+* every other linear circuit (drivers on the right or both ends, sense amplifiers at
+  the top, finite-gain TIA, sense load, per-segment wires, zero-ohm segments or whole
+  zero-ohm lines): the general kernel :mod:`xbar_circuit.cython_solvers.structured`,
+  which expresses zero-ohm segments and ideal sources by the exact limits of its chain
+  factors;
+* nonlinear cells: Newton-Raphson on the general kernel
+  (:mod:`xbar_circuit.cython_solvers.newton`), the batch on the thread pool;
+* large linear batches (``use_effective``): the node-voltage response to each of the M
+  unit inputs is solved once, then the batch costs matrix products (``I = V·G_eff``,
+  column voltages ``V·K_c``) plus one row-chain sweep.
+
+Accuracy contract: every column current carrying at least 1e-12 of the largest is
+within 1e-9 relative of the exact solution; CG is followed by iterative refinement
+on the true Kirchhoff residual where a solve may miss it (docs/solver.md).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, ConvergenceError
+from ..errors import BackendError
 from ..solution import BackendOutput
 from ..spec import Crossbar
 
@@ -42,14 +44,14 @@ __all__ = [
     "DEFAULT_RTOL",
     "EFFECTIVE_MEMORY_LIMIT",
     "EFFECTIVE_MIN_CELLS",
+    "NodalSolver",
     "check_converged",
     "ideal_output",
     "solve_batch",
 ]
 
 DEFAULT_RTOL = 1e-12
-"""Default relative tolerance of the CG residual (column currents then agree with
-the ``"reference"`` backend to about 1e-12 relative; the contract is 1e-9)."""
+"""Default relative tolerance of the CG residual."""
 
 EFFECTIVE_MEMORY_LIMIT = 2**30
 """Largest unit-response matrix (bytes) the automatic large-batch path may allocate."""
@@ -58,10 +60,14 @@ EFFECTIVE_MIN_CELLS = 128 * 128
 """Smallest array (M·N cells) for which the automatic large-batch path is used; below
 it per-vector CG is as fast (measured, docs/solver.md)."""
 
+UNIT_CHUNK_BYTES = 2**28
+"""Node voltages kept at once while computing ``G_eff`` unit solve by unit solve."""
+
 _INT_CAP = 2**31 - 1
 """Largest iteration cap / thread count passed on to the compiled kernels."""
 
-_OPTIONS = ("rtol", "max_iter", "threads", "use_effective", "v_gate", "newton_max_iter")
+_OPTIONS = ("rtol", "max_iter", "threads", "use_effective", "v_gate", "newton_max_iter",
+            "refine")
 
 
 def ideal_output(crossbar: Crossbar, v_in: np.ndarray, start: float) -> BackendOutput:
@@ -81,8 +87,8 @@ def check_converged(result: Any, rtol: float, max_iter: int, what: str) -> None:
 
     Parameters
     ----------
-    result : LineSolveResult
-        Output of :func:`xbar_circuit.cython_solvers.line_pcg.solve`.
+    result : LineSolveResult or ChainSolve
+        Output of a compiled solve (fields ``status``, ``iterations``, ``residual``).
     rtol : float
         Relative tolerance that was asked for.
     max_iter : int
@@ -90,28 +96,21 @@ def check_converged(result: Any, rtol: float, max_iter: int, what: str) -> None:
     what : str
         Description of the solve for the message, e.g. ``"64x64 crossbar"``.
     """
-    bad = np.flatnonzero(result.status != 1)
-    if bad.size == 0:
-        return
-    worst = int(bad[np.argmax(np.nan_to_num(result.residual[bad], nan=np.inf))])
-    iterations = int(result.iterations[worst])
-    residual = float(result.residual[worst])
-    if result.status[worst] == 2:
-        reason = "broke down (non-finite or non-positive curvature, the system is too " \
-                 "ill-conditioned for float64)"
-    else:
-        reason = f"reached the iteration cap max_iter={max_iter}"
-    raise ConvergenceError(
-        f"nodal CG on the {what} did not converge for {bad.size} of "
-        f"{result.status.size} input vector(s): vector {worst} {reason} after "
-        f"{iterations} iterations with relative residual {residual:.3e} > rtol={rtol:.1e}. "
-        "Raise max_iter, loosen rtol, or use backend='reference'.",
-        iterations=iterations, residual=residual, tolerance=rtol,
-    )
+    from ..cython_solvers.structured import check
+
+    check(result, rtol, max_iter, what)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise BackendError(f"{name} must be a positive integer, got {value!r}")
+    if value > _INT_CAP:
+        raise BackendError(f"{name} must be at most {_INT_CAP}, got {value!r}")
+    return int(value)
 
 
 def _parse_options(options: dict[str, Any], m: int, n: int) -> dict[str, Any]:
-    from ..cython_solvers.line_pcg import default_max_iter, default_threads
+    from ..cython_solvers.structured import default_max_iter, default_threads
 
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -129,22 +128,16 @@ def _parse_options(options: dict[str, Any], m: int, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"rtol": rtol}
     for name, default in (("max_iter", default_max_iter(m, n)), ("threads", default_threads())):
         value = options.get(name)
+        out[name] = _positive_int(name, default if value is None else value)
+    for name in ("use_effective", "refine"):
+        value = options.get(name, "auto")
         if value is None:
-            value = default
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise BackendError(f"{name} must be a positive integer, got {value!r}")
-        if value > _INT_CAP:
-            raise BackendError(f"{name} must be at most {_INT_CAP}, got {value!r}")
-        out[name] = int(value)
-    use_effective = options.get("use_effective", "auto")
-    if use_effective not in ("auto", True, False):
-        raise BackendError(f"use_effective must be 'auto', True or False, got {use_effective!r}")
-    out["use_effective"] = use_effective
-    value = options.get("newton_max_iter", 50)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 \
-            or value > _INT_CAP:
-        raise BackendError(f"newton_max_iter must be an integer in [1, {_INT_CAP}], got {value!r}")
-    out["newton_max_iter"] = int(value)
+            value = "auto"
+        if value not in ("auto", True, False):
+            raise BackendError(f"{name} must be 'auto', True or False, got {value!r}")
+        out[name] = value
+    value = options.get("newton_max_iter")
+    out["newton_max_iter"] = _positive_int("newton_max_iter", 50 if value is None else value)
     return out
 
 
@@ -164,14 +157,239 @@ def _effective_wanted(use_effective: Any, batch: int, m: int, n: int) -> bool:
             and 16 * m * m * n <= EFFECTIVE_MEMORY_LIMIT)
 
 
-def _graph_fallback(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> BackendOutput:
-    from .reference import solve_batch as graph_solve
+class NodalSolver:
+    """The ``"nodal"`` solver of one crossbar, factored once and reused for any input.
 
-    out = graph_solve(crossbar, v_in, **options)
-    out.info["method"] = "graph solver (zero-ohm wire segments): " + out.info["method"]
-    out.info["iterations"] = 0
-    out.info["effective"] = False
-    return out
+    Parameters
+    ----------
+    crossbar : Crossbar
+        Any legal spec.
+    **options
+        ``rtol``, ``max_iter``, ``threads``, ``use_effective``, ``newton_max_iter``,
+        ``refine`` as for :func:`solve_batch`.
+
+    Raises
+    ------
+    BackendError
+        For unknown or invalid options.
+    """
+
+    def __init__(self, crossbar: Crossbar, **options: Any) -> None:
+        if "v_gate" in options:
+            raise BackendError("v_gate is an input of solve(), not of the solver")
+        self.crossbar = crossbar
+        m, n = crossbar.shape
+        self.opts = _parse_options(options, m, n)
+        self.what = f"{m}x{n} crossbar"
+        self._line: Any = None
+        self._chains: Any = None
+        self._oriented: Any = None
+        self._g_eff: np.ndarray | None = None
+        if not crossbar.is_linear:
+            self.path = "newton"
+        elif crossbar.is_default_topology and crossbar.is_ideal:
+            self.path = "ideal"
+        elif (crossbar.is_default_topology and crossbar.r_row > 0.0
+              and crossbar.r_col > 0.0):
+            self.path = "line"
+        else:
+            self.path = "structured"
+
+    # ------------------------------------------------------------- prepared state
+    @property
+    def oriented(self) -> Any:
+        if self._oriented is None:
+            from ..cython_solvers.structured import orient
+
+            self._oriented = orient(self.crossbar)
+        return self._oriented
+
+    @property
+    def chains(self) -> Any:
+        """The factored general kernel (built on first use)."""
+        if self._chains is None:
+            from ..cython_solvers.structured import Chains
+
+            self._chains = Chains(self.oriented)
+        return self._chains
+
+    @property
+    def line_factors(self) -> Any:
+        if self._line is None:
+            from ..cython_solvers import line_pcg
+
+            self._line = line_pcg.factor(self.crossbar)
+        return self._line
+
+    # ------------------------------------------------------------------- solves
+    def _refine(self, v_s: np.ndarray, result: Any) -> int:
+        """Refine ``result`` (solver orientation, node voltages stored) if needed."""
+        from ..cython_solvers.structured import needs_refinement, refine_solution
+
+        refine = self.opts["refine"]
+        if refine is False or (refine == "auto" and not needs_refinement(result)):
+            return 0
+        return refine_solution(self.chains, v_s, result, max_iter=self.opts["max_iter"],
+                               threads=self.opts["threads"], what=self.what)
+
+    def _solve_linear(self, v_s: np.ndarray, *, store: bool) -> tuple[Any, int]:
+        """Per-vector CG (and refinement) on the solver-oriented inputs ``v_s``."""
+        from ..cython_solvers import line_pcg
+        from ..cython_solvers.structured import ChainSolve
+
+        common = {"rtol": self.opts["rtol"], "max_iter": self.opts["max_iter"],
+                  "threads": self.opts["threads"]}
+        keep = store or self.opts["refine"] is not False
+        if self.path == "line":
+            raw = line_pcg.solve(self.line_factors, v_s, store=keep, **common)
+            result = ChainSolve(raw.row_voltages, raw.column_voltages, raw.column_currents,
+                                raw.iterations, raw.residual, raw.status)
+        else:
+            result = self.chains.solve(v_s, store=keep, **common)
+        check_converged(result, self.opts["rtol"], self.opts["max_iter"], self.what)
+        steps = self._refine(v_s, result) if keep else 0
+        if not store:
+            result.row_voltages = result.column_voltages = None
+        return result, steps
+
+    def effective_conductance(self) -> np.ndarray:
+        """The exact (M, N) ``G_eff`` with ``I = V · G_eff`` (siemens), cached.
+
+        M unit-input solves in chunks whose node voltages stay under
+        :data:`UNIT_CHUNK_BYTES`, so memory stays O(M·N) at any size.
+
+        Raises
+        ------
+        SpecError
+            For nonlinear cells.
+        """
+        from ..errors import SpecError
+
+        if self._g_eff is not None:
+            return self._g_eff.copy()
+        crossbar = self.crossbar
+        m, n = crossbar.shape
+        if self.path == "newton":
+            raise SpecError(
+                "an effective conductance exists only for linear cells; this crossbar's "
+                f"device is {type(crossbar.device).__name__} (solve() handles nonlinear "
+                "arrays)")
+        if self.path == "ideal":
+            g_eff = np.array(crossbar.conductance, dtype=np.float64, copy=True)
+        else:
+            g_eff = np.empty((m, n))
+            step = max(1, UNIT_CHUNK_BYTES // (16 * m * n))
+            eye = np.eye(m)
+            for lo in range(0, m, step):
+                unit = self.oriented.rows_to_solver(eye[lo: lo + step]) \
+                    if self.path == "structured" else eye[lo: lo + step]
+                result, _ = self._solve_linear(np.ascontiguousarray(unit), store=False)
+                g_eff[lo: lo + step] = result.column_currents
+            if self.path == "structured":
+                g_eff = self.oriented.columns_to_spec(g_eff)
+        g_eff.setflags(write=False)
+        self._g_eff = g_eff
+        return g_eff.copy()
+
+    def solve_batch(self, v_in: np.ndarray, v_gate: Any = None) -> BackendOutput:
+        """Solve a validated (B, M) batch of source voltages (volts); see :func:`solve_batch`."""
+        start = time.perf_counter()
+        crossbar = self.crossbar
+        gates = crossbar.gate_voltages(v_gate)  # a v_gate for gate-less cells is an error
+        if self.path == "ideal":
+            return ideal_output(crossbar, v_in, start)
+        if self.path == "newton":
+            return self._solve_newton(v_in, gates, start)
+        m, n = crossbar.shape
+        batch = v_in.shape[0]
+        opts = self.opts
+        structured = self.path == "structured"
+        o = self.oriented if structured else None
+        v_s = o.rows_to_solver(v_in) if o is not None else np.ascontiguousarray(v_in)
+        effective = _effective_wanted(opts["use_effective"], batch, m, n)
+        steps = 0
+        if effective:
+            from ..cython_solvers.structured import ChainSolve
+
+            eye = np.eye(m)
+            result, steps = self._solve_linear(eye, store=True)
+            assert result.column_voltages is not None
+            g_eff_s = result.column_currents                  # (M, N), I = V·G_eff
+            col_v = (v_s @ result.column_voltages.reshape(m, m * n)).reshape(batch, m, n)
+            result = ChainSolve(None, col_v, v_s @ g_eff_s, result.iterations,
+                                result.residual, result.status)
+            if structured:
+                row_v = self.chains.rows_from_columns(v_s, col_v, threads=opts["threads"])
+            else:
+                from ..cython_solvers import line_pcg
+
+                row_v = line_pcg.row_voltages_from_columns(self.line_factors, v_s, col_v,
+                                                           threads=opts["threads"])
+            result.row_voltages = row_v
+            method = ("line-preconditioned CG on the M unit inputs, then the batch as "
+                      "products with the effective conductance G_eff and the column-voltage "
+                      "response (large-batch path)")
+        else:
+            result, steps = self._solve_linear(v_s, store=True)
+            method = "line-preconditioned CG on the column Schur complement (compiled)"
+        if structured:
+            method += "; general topology kernel"
+        row_v, col_v, col_i = result.row_voltages, result.column_voltages, \
+            result.column_currents
+        if o is not None:
+            row_v, col_v = o.to_solver(row_v), o.to_solver(col_v)
+            col_i = o.columns_to_spec(col_i)
+        port = None
+        if crossbar.tia is not None:
+            port = crossbar.tia.output_voltage(col_i)
+        elif crossbar.sense_load is not None:
+            port = col_i * crossbar.sense_load
+        info = {
+            "method": method,
+            "effective": effective,
+            "solves": int(result.iterations.size),
+            "iterations": int(result.iterations.max()),
+            "iterations_mean": float(result.iterations.mean()),
+            "residual": float(result.residual.max()),
+            "refinement_steps": steps,
+            "rtol": opts["rtol"],
+            "max_iter": opts["max_iter"],
+            "threads": opts["threads"],
+            "seconds": time.perf_counter() - start,
+        }
+        return BackendOutput(row_v, col_v, col_i, info, port_voltages=port)
+
+    def _solve_newton(self, v_in: np.ndarray, gates: np.ndarray | None,
+                      start: float) -> BackendOutput:
+        from ..cython_solvers.newton import solve_nonlinear
+
+        crossbar = self.crossbar
+        opts = self.opts
+        result = solve_nonlinear(crossbar, self.oriented, v_in, gates, rtol=opts["rtol"],
+                                 max_iter=opts["max_iter"],
+                                 newton_max_iter=opts["newton_max_iter"],
+                                 threads=opts["threads"])
+        col_i = result["column_currents"]
+        port = None
+        if crossbar.tia is not None:
+            port = crossbar.tia.output_voltage(col_i)
+        elif crossbar.sense_load is not None:
+            port = col_i * crossbar.sense_load
+        info: dict[str, Any] = {
+            "method": ("Newton-Raphson with line search on the nodal system, each step by "
+                       "line-preconditioned CG (compiled, general topology kernel)"),
+            "effective": False,
+            "newton_iterations": int(result["newton_iterations"].max()),
+            "newton_strategy": sorted(set(result["strategy"])),
+            "iterations": int(result["cg_iterations"]),
+            "rtol": opts["rtol"],
+            "threads": opts["threads"],
+            "seconds": time.perf_counter() - start,
+        }
+        if gates is not None:
+            info["v_gate"] = gates.tolist()
+        return BackendOutput(result["row_voltages"], result["column_voltages"], col_i, info,
+                             port_voltages=port)
 
 
 def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> BackendOutput:
@@ -180,7 +398,7 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
     Parameters
     ----------
     crossbar : Crossbar
-        The array.
+        The array (any legal spec).
     v_in : ndarray, shape (B, M)
         Validated row source voltages in volts (C-contiguous float64).
     rtol : float, optional
@@ -199,6 +417,11 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
         (default) does so when the batch has at least 2·M vectors, the array has at
         least :data:`EFFECTIVE_MIN_CELLS` cells and twice the (M, M, N) column-voltage
         response (16·M²·N bytes) fits in :data:`EFFECTIVE_MEMORY_LIMIT`.
+    refine : {"auto", True, False}, optional
+        Iterative refinement on the true Kirchhoff residual after CG. ``"auto"``
+        (default) refines when a column's current is below 1e-3 of the largest or CG
+        needed more than 60 iterations, the cases where the global CG residual does
+        not guarantee every column to 1e-9; ``True`` always, ``False`` never.
 
     Returns
     -------
@@ -206,117 +429,15 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
         ``info`` holds ``method``, ``iterations`` (max over the solves),
         ``iterations_mean``, ``residual`` (worst relative residual), ``rtol``,
         ``max_iter``, ``threads``, ``effective`` (bool), ``solves`` (number of CG
-        solves) and timings in seconds.
+        solves), ``refinement_steps`` and the time in seconds.
 
     Raises
     ------
     BackendError
         For unknown or invalid options.
     ConvergenceError
-        When a vector does not reach ``rtol`` within ``max_iter`` iterations.
+        When a vector does not reach ``rtol`` within ``max_iter`` iterations, or
+        refinement cannot reach the accuracy contract.
     """
-    start = time.perf_counter()
-    m, n = crossbar.shape
-    opts = _parse_options(options, m, n)
-    if not crossbar.is_default_topology:
-        return _solve_variant(crossbar, v_in, opts, options.get("v_gate"), start)
-    crossbar.gate_voltages(options.get("v_gate"))  # a v_gate for gate-less cells is an error
-    if crossbar.is_ideal:
-        return ideal_output(crossbar, v_in, start)
-    from ..cython_solvers import line_pcg
-
-    if crossbar.r_row == 0.0 and crossbar.r_driver == 0.0:
-        row_v, col_v, col_i = line_pcg.solve_ideal_rows(crossbar, v_in)
-        info = {"method": "ideal rows (r_row = r_driver = 0): one direct sweep of the "
-                          "column chains", "iterations": 0, "effective": False,
-                "seconds": time.perf_counter() - start}
-        return BackendOutput(row_v, col_v, col_i, info)
-    if crossbar.r_col == 0.0 and crossbar.r_sense == 0.0:
-        row_v, col_v, col_i = line_pcg.solve_ideal_columns(crossbar, v_in)
-        info = {"method": "ideal columns (r_col = r_sense = 0): one direct sweep of the "
-                          "row chains", "iterations": 0, "effective": False,
-                "seconds": time.perf_counter() - start}
-        return BackendOutput(row_v, col_v, col_i, info)
-    if crossbar.r_row == 0.0 or crossbar.r_col == 0.0:
-        return _graph_fallback(crossbar, v_in)
-
-    v_in = np.ascontiguousarray(v_in, dtype=np.float64)
-    batch = v_in.shape[0]
-    factors = line_pcg.factor(crossbar)
-    t_factor = time.perf_counter() - start
-    effective = _effective_wanted(opts["use_effective"], batch, m, n)
-    what = f"{m}x{n} crossbar"
-    common = {"rtol": opts["rtol"], "max_iter": opts["max_iter"], "threads": opts["threads"]}
-    if effective:
-        unit = line_pcg.solve(factors, np.eye(m), store=True, store_rows=False, **common)
-        check_converged(unit, opts["rtol"], opts["max_iter"], what + " (unit inputs)")
-        g_eff = unit.column_currents                      # (M, N), I = V·G_eff
-        response_c = unit.column_voltages.reshape(m, m * n)
-        col_v = (v_in @ response_c).reshape(batch, m, n)
-        del response_c
-        unit.column_voltages = None
-        row_v = line_pcg.row_voltages_from_columns(factors, v_in, col_v,
-                                                   threads=opts["threads"])
-        col_i = v_in @ g_eff
-        result = unit
-        method = ("line-preconditioned CG on the M unit inputs, then the batch as "
-                  "products with the effective conductance G_eff and the column-voltage "
-                  "response (large-batch path)")
-    else:
-        result = line_pcg.solve(factors, v_in, store=True, **common)
-        check_converged(result, opts["rtol"], opts["max_iter"], what)
-        row_v, col_v, col_i = result.row_voltages, result.column_voltages, \
-            result.column_currents
-        method = "line-preconditioned CG on the column Schur complement (compiled)"
-    info = {
-        "method": method,
-        "effective": effective,
-        "solves": int(result.iterations.size),
-        "iterations": int(result.iterations.max()),
-        "iterations_mean": float(result.iterations.mean()),
-        "residual": float(result.residual.max()),
-        "rtol": opts["rtol"],
-        "max_iter": opts["max_iter"],
-        "threads": opts["threads"],
-        "factor_seconds": t_factor,
-        "seconds": time.perf_counter() - start,
-    }
-    return BackendOutput(row_v, col_v, col_i, info)
-
-
-def _solve_variant(crossbar: Crossbar, v_in: np.ndarray, opts: dict[str, Any],
-                   v_gate: Any, start: float) -> BackendOutput:
-    """Variant topologies and nonlinear cells (see ``docs/models.md``)."""
-    from ..cython_solvers.newton import orient, solve_variant
-
-    gates = crossbar.gate_voltages(v_gate)
-    oriented = orient(crossbar)
-    if oriented is None:
-        out = _graph_fallback(crossbar, v_in, v_gate=v_gate,
-                              max_iter=opts["newton_max_iter"])
-        return out
-    result = solve_variant(crossbar, oriented, np.ascontiguousarray(v_in, dtype=np.float64),
-                           gates, rtol=opts["rtol"], max_iter=opts["max_iter"],
-                           newton_max_iter=opts["newton_max_iter"])
-    col_i = result["column_currents"]
-    port = None
-    if crossbar.tia is not None:
-        port = crossbar.tia.output_voltage(col_i)
-    elif crossbar.sense_load is not None:
-        port = col_i * crossbar.sense_load
-    linear = crossbar.is_linear
-    info: dict[str, Any] = {
-        "method": ("line-preconditioned CG on the variant topology (compiled)" if linear else
-                   "Newton-Raphson with line search on the nodal system, each step by "
-                   "line-preconditioned CG (compiled)"),
-        "effective": False,
-        "newton_iterations": int(result["newton_iterations"].max()),
-        "newton_strategy": sorted(set(result["strategy"])),
-        "iterations": int(result["cg_iterations"]),
-        "rtol": opts["rtol"],
-        "seconds": time.perf_counter() - start,
-    }
-    if gates is not None:
-        info["v_gate"] = gates.tolist()
-    return BackendOutput(result["row_voltages"], result["column_voltages"], col_i, info,
-                         port_voltages=port)
+    v_gate = options.pop("v_gate", None)
+    return NodalSolver(crossbar, **options).solve_batch(v_in, v_gate)

@@ -1,0 +1,71 @@
+# cython: language_level=3
+"""Inline chain primitives shared by the compiled crossbar kernels.
+
+A *chain* is one row or one column wire of the crossbar: a tridiagonal, symmetric
+positive definite block of the nodal matrix. Chains are factored as LDL^T with the
+pivots written as ``d = w + s``, where ``s`` (the conductance seen looking back towards
+the grounded end) is accumulated as a sum of positive terms, so that no pivot is
+computed by cancellation. A factored chain is stored as two arrays per node:
+``e[k] = w_k / d_k`` (the coupling to the next node, 0 for the last one) and
+``inv[k] = 1 / d_k``.
+
+Infinite conductances (zero-ohm segments, ideal sources) are expressed by the limits
+of these factors, which the routines below handle exactly:
+
+* an infinite coupling ``w_k`` merges nodes k and k+1: ``e[k] = 1``, ``inv[k] = 0``;
+  the forward sweep then sums the right-hand sides of the merged nodes and the
+  backward sweep copies the group's value to every member;
+* an infinite ``s`` (a node tied to a fixed voltage) gives ``inv[k] = 0`` and
+  ``e[k] = 0``: the node's solution of the homogeneous system is exactly zero, and
+  whatever right-hand side it carries is ignored (it cannot move a fixed node).
+"""
+
+from libc.math cimport isinf
+
+
+cdef inline double series(double a, double b) noexcept nogil:
+    """Series combination ``a b / (a + b)`` of two conductances, exact for infinities."""
+    if isinf(a):
+        return b
+    if isinf(b):
+        return a
+    return a * b / (a + b)
+
+
+cdef inline void pivot(double w, double s, double* e, double* inv) noexcept nogil:
+    """Factors of one chain node with pivot ``w + s`` and coupling ``w`` to the next."""
+    if isinf(w):
+        e[0] = 1.0
+        inv[0] = 0.0
+    elif isinf(s):
+        e[0] = 0.0
+        inv[0] = 0.0
+    else:
+        inv[0] = 1.0 / (w + s)
+        e[0] = w * inv[0]
+
+
+cdef inline void chain_solve(double* y, const double* e, const double* inv,
+                             Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
+    """Solve one factored chain in place, ``y <- A^{-1} y``; nodes ``stride`` apart,
+    factored from node 0 (the grounded end) towards node n-1."""
+    cdef Py_ssize_t k
+    cdef double t = y[0]
+    for k in range(1, n):
+        t = y[k * stride] + e[(k - 1) * stride] * t
+        y[k * stride] = t
+    t = y[(n - 1) * stride] * inv[(n - 1) * stride]
+    y[(n - 1) * stride] = t
+    for k in range(n - 2, -1, -1):
+        t = y[k * stride] * inv[k * stride] + e[k * stride] * t
+        y[k * stride] = t
+
+
+cdef inline double sum_clear(double* acc, Py_ssize_t n) noexcept nogil:
+    """Return the sum of ``acc[:n]`` and reset it to zero."""
+    cdef Py_ssize_t j
+    cdef double total = 0.0
+    for j in range(n):
+        total += acc[j]
+        acc[j] = 0.0
+    return total

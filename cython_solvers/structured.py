@@ -1,0 +1,556 @@
+"""Validated wrapper of the compiled kernel for every crossbar topology (``_structured``).
+
+Every legal :class:`~xbar_circuit.Crossbar` keeps the crossbar structure: row chains,
+column chains and one cell between r(i, j) and c(i, j). :func:`orient` turns a spec
+into *solver orientation* (rows flipped for sense amplifiers at the top, columns
+flipped for drivers on the right) with per-segment couplings in siemens, where a
+zero-ohm segment or an ideal source or ground is an infinite conductance. The
+kernel handles those infinities by the exact limits of its chain factors
+(docs/solver.md), so no spec needs another solver.
+
+:class:`Chains` factors the system for one set of cell conductances ``d`` (the cell
+conductances of a linear array, or ``di/dv`` inside Newton) and solves any number of
+right-hand sides on a thread pool; :func:`solve_sources` adds iterative refinement on
+the true Kirchhoff residual, which carries the accuracy contract of the ``"nodal"``
+backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..errors import ConvergenceError
+from ..spec import Crossbar
+from ._structured import (
+    factor,
+    group_residual,
+    kcl_residual,
+    rows_from_columns,
+    solve_many,
+    source_response,
+)
+
+__all__ = [
+    "CONTRACT_FLOOR",
+    "CONTRACT_RTOL",
+    "ChainSolve",
+    "Chains",
+    "Oriented",
+    "check",
+    "chunks",
+    "default_max_iter",
+    "default_threads",
+    "needs_refinement",
+    "orient",
+    "refine_solution",
+    "solve_sources",
+]
+
+CONTRACT_RTOL = 1e-9
+"""Relative accuracy of every significant column current promised by ``"nodal"``."""
+
+CONTRACT_FLOOR = 1e-12
+"""A column is significant when its current is at least this fraction of the largest."""
+
+_REFINE_TOL = 1e-11
+"""A refinement step whose column-current change is below this fraction of every
+significant column current ends the refinement (the error left is far below the
+contract)."""
+
+_REFINE_RTOL = 1e-6
+"""CG tolerance of a correction solve: it only has to get the (small) correction to a
+few digits."""
+
+_REFINE_MAX = 4
+
+
+def default_threads() -> int:
+    """Default number of worker threads: ``min(2, os.cpu_count())``."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def default_max_iter(n_rows: int, n_cols: int) -> int:
+    """Default CG iteration cap for an M x N array: ``200 + 20 (M + N)``."""
+    return 200 + 20 * (int(n_rows) + int(n_cols))
+
+
+def chunks(batch: int, threads: int) -> list[tuple[int, int]]:
+    """Split ``range(batch)`` into contiguous chunks for ``threads`` workers."""
+    if threads <= 1 or batch <= 1:
+        return [(0, batch)]
+    n_chunks = min(batch, 4 * threads)
+    bounds = np.linspace(0, batch, n_chunks + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _run_chunks(batch: int, threads: int, run) -> None:  # type: ignore[no-untyped-def]
+    parts = chunks(batch, threads)
+    if len(parts) == 1:
+        run(*parts[0])
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(run, lo, hi) for lo, hi in parts]:
+            future.result()
+
+
+def _inverse(resistance: np.ndarray) -> np.ndarray:
+    """Conductances of non-negative resistances; 0 ohm becomes ``+inf`` siemens."""
+    with np.errstate(divide="ignore"):
+        return np.ascontiguousarray(1.0 / np.asarray(resistance, dtype=np.float64))
+
+
+@dataclasses.dataclass
+class Oriented:
+    """An array in solver orientation (columns grounded at the bottom, rows fed at the left).
+
+    Attributes
+    ----------
+    g : ndarray (M, N)
+        Programmed conductances, siemens.
+    wr : ndarray (M, N)
+        Row couplings r(i, j)-r(i, j+1), siemens, ``inf`` for 0 ohm (last column unused).
+    gl, gr : ndarray (M,)
+        Conductance from the left / right end node to the row source, siemens
+        (``gr = 0`` without a right driver, ``inf`` for an ideal path).
+    wc : ndarray (M, N)
+        Column couplings c(i, j)-c(i+1, j), siemens, ``inf`` for 0 ohm (last row unused).
+    gb : ndarray (N,)
+        Conductance from c(M-1, j) to ground through the last segment, ``r_sense`` and
+        the port resistance, siemens (``inf`` for an ideal path).
+    flip_rows, flip_cols : bool
+        Whether rows (top sense) / columns (right drivers) were reversed.
+    """
+
+    g: np.ndarray
+    wr: np.ndarray
+    gl: np.ndarray
+    gr: np.ndarray
+    wc: np.ndarray
+    gb: np.ndarray
+    flip_rows: bool
+    flip_cols: bool
+
+    def to_solver(self, a: np.ndarray) -> np.ndarray:
+        """Reorient a (..., M, N) array from spec to solver orientation (or back)."""
+        if self.flip_rows:
+            a = a[..., ::-1, :]
+        if self.flip_cols:
+            a = a[..., ::-1]
+        return np.ascontiguousarray(a)
+
+    def rows_to_solver(self, v: np.ndarray) -> np.ndarray:
+        """Reorient a (..., M) per-row array (inputs, gate voltages)."""
+        return np.ascontiguousarray(v[..., ::-1] if self.flip_rows else v)
+
+    def columns_to_spec(self, a: np.ndarray) -> np.ndarray:
+        """Reorient a (..., N) per-column array (column currents) back to the spec."""
+        return np.ascontiguousarray(a[..., ::-1] if self.flip_cols else a)
+
+
+def orient(crossbar: Crossbar) -> Oriented:
+    """Return ``crossbar`` in solver orientation with per-segment conductances.
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        Any legal spec.
+
+    Returns
+    -------
+    Oriented
+        Zero-ohm segments and ideal sources or grounds are ``inf`` siemens.
+    """
+    if not isinstance(crossbar, Crossbar):
+        raise TypeError(f"expected a Crossbar, got {type(crossbar).__name__}")
+    m, n = crossbar.shape
+    seg_r = np.array(crossbar.row_segments(), dtype=np.float64)
+    seg_c = np.array(crossbar.col_segments(), dtype=np.float64)
+    side = crossbar.driver_side
+    flip_cols = side == "right"
+    flip_rows = crossbar.sense_side == "top"
+    g = np.asarray(crossbar.conductance, dtype=np.float64)
+    if flip_cols:
+        seg_r = seg_r[:, ::-1]
+        seg_c = seg_c[:, ::-1]
+        g = g[:, ::-1]
+    if flip_rows:
+        seg_r = seg_r[::-1]
+        seg_c = seg_c[::-1]
+        g = g[::-1]
+    wr = np.ones((m, n))
+    wr[:, : n - 1] = _inverse(seg_r[:, 1:n])
+    gl = _inverse(crossbar.r_driver + seg_r[:, 0])
+    gr = _inverse(crossbar.r_driver + seg_r[:, n]) if side == "both" else np.zeros(m)
+    wc = np.ones((m, n))
+    wc[: m - 1] = _inverse(seg_c[: m - 1])
+    gb = _inverse(seg_c[m - 1] + crossbar.r_sense + crossbar.port_resistance)
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (g, wr, gl, gr, wc, gb)]
+    return Oriented(*arrays, flip_rows=flip_rows, flip_cols=flip_cols)
+
+
+@dataclasses.dataclass
+class ChainSolve:
+    """Result of :meth:`Chains.solve` for B right-hand sides.
+
+    Attributes
+    ----------
+    row_voltages, column_voltages : ndarray (B, M, N) or None
+        Node voltages in solver orientation, volts (None unless stored).
+    column_currents : ndarray (B, N)
+        ``sum_i d (x_r - x_c)``, amperes (solver orientation).
+    iterations : ndarray of int64 (B,)
+    residual : ndarray (B,)
+        Relative residual of the (reduced) Schur system reached per vector.
+    status : ndarray of int8 (B,)
+        1 converged, 0 iteration cap, 2 breakdown.
+    """
+
+    row_voltages: np.ndarray | None
+    column_voltages: np.ndarray | None
+    column_currents: np.ndarray
+    iterations: np.ndarray
+    residual: np.ndarray
+    status: np.ndarray
+
+
+def _check_array(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.ascontiguousarray(value, dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    return array
+
+
+class Chains:
+    """The factored nodal system of one oriented array for cell conductances ``d``.
+
+    Parameters
+    ----------
+    oriented : Oriented
+        From :func:`orient`.
+    d : ndarray (M, N), optional
+        Cell conductances in siemens, finite and non-negative (default: ``oriented.g``).
+
+    Raises
+    ------
+    ValueError
+        If ``d`` has the wrong shape or is not finite and non-negative, or the
+        oriented arrays are inconsistent.
+    """
+
+    def __init__(self, oriented: Oriented, d: np.ndarray | None = None) -> None:
+        o = oriented
+        m, n = np.shape(o.g)
+        if m < 1 or n < 1:
+            raise ValueError(f"empty array of shape {(m, n)}")
+        self.shape = (m, n)
+        self.o = o
+        for name, shape in (("g", (m, n)), ("wr", (m, n)), ("wc", (m, n)), ("gl", (m,)),
+                            ("gr", (m,)), ("gb", (n,))):
+            array = getattr(o, name)
+            if (not isinstance(array, np.ndarray) or array.dtype != np.float64
+                    or array.shape != shape or not array.flags.c_contiguous):
+                raise ValueError(f"oriented.{name} must be a C-contiguous float64 array of "
+                                 f"shape {shape}; build it with orient()")
+            if np.any(np.isnan(array)) or np.any(array < 0.0):
+                raise ValueError(f"oriented.{name} must hold conductances >= 0 S")
+        if not np.all(np.isfinite(o.g)):
+            raise ValueError("oriented.g must be finite")
+        if np.any(o.gl + o.gr <= 0.0) or np.any(o.gb <= 0.0):
+            raise ValueError("every row needs a source path and every column a ground path")
+        inf_c = np.isinf(o.wc)
+        inf_c[m - 1] = False
+        self.link_c = np.ascontiguousarray(inf_c, dtype=np.uint8)
+        # A column node is fixed at 0 V when a zero-ohm path joins it to an ideal ground:
+        # the bottom node of a column with infinite gb and every node linked to it.
+        below = np.ones((m, n), dtype=bool)
+        below[m - 1] = np.isinf(o.gb)
+        for i in range(m - 2, -1, -1):
+            below[i] = below[i + 1] & inf_c[i]
+        self.free_c = np.ascontiguousarray(~below, dtype=np.uint8)
+        inf_r = np.isinf(o.wr)
+        inf_r[:, n - 1] = False
+        self.link_r = np.ascontiguousarray(inf_r, dtype=np.uint8)
+        # A row node is fixed at its source voltage when a zero-ohm path joins it to an
+        # ideal source at either end.
+        left = np.logical_and.accumulate(
+            np.concatenate([np.isinf(o.gl)[:, None], inf_r[:, : n - 1]], axis=1), axis=1)
+        right = np.logical_and.accumulate(
+            np.concatenate([np.isinf(o.gr)[:, None], inf_r[:, : n - 1][:, ::-1]], axis=1),
+            axis=1)[:, ::-1]
+        self.free_r = np.ascontiguousarray(~(left | right), dtype=np.uint8)
+        wcf = np.where(inf_c, 0.0, o.wc)
+        wcf[m - 1] = np.where(np.isinf(o.gb), 0.0, o.gb)
+        self.wcf = np.ascontiguousarray(wcf)
+        self.row_e, self.row_inv, self.col_e, self.col_inv, self.h = (np.empty((m, n))
+                                                                      for _ in range(5))
+        self.refactor(o.g if d is None else d)
+
+    def refactor(self, d: np.ndarray) -> None:
+        """Factor the chains again for new cell conductances ``d`` (M, N), siemens.
+
+        Raises
+        ------
+        ValueError
+            If ``d`` has the wrong shape or is not finite and non-negative, or the
+            factors are not finite.
+        """
+        o = self.o
+        self.d = _check_array("d", d, self.shape)
+        if not np.all(np.isfinite(self.d)) or np.any(self.d < 0.0):
+            raise ValueError("cell conductances d must be finite and >= 0 S")
+        factor(self.d, o.wr, o.gl, o.gr, o.wc, o.gb, self.row_e, self.row_inv, self.col_e,
+               self.col_inv)
+        source_response(o.wr, o.gl, o.gr, self.row_e, self.row_inv, self.h)
+        for array in (self.row_e, self.row_inv, self.col_e, self.col_inv, self.h):
+            if not np.all(np.isfinite(array)):
+                raise ValueError(
+                    "the chain factorization produced non-finite values; the wire and "
+                    "cell conductances span too many orders of magnitude for float64")
+
+    def pin(self, x_r: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``x_r`` (M, N) with the nodes fixed by ideal sources set to their voltage ``v``."""
+        return np.where(self.free_r.astype(bool), x_r, np.asarray(v)[:, None])
+
+    def solve(self, v_row: np.ndarray | None = None, b_r: np.ndarray | None = None,
+              b_c: np.ndarray | None = None, *, store: bool = True, rtol: float = 1e-12,
+              max_iter: int | None = None, threads: int | None = None) -> ChainSolve:
+        """Solve B right-hand sides (solver orientation).
+
+        Parameters
+        ----------
+        v_row : array_like (B, M), optional
+            Row source voltages, volts.
+        b_r, b_c : array_like (B, M, N), optional
+            Currents injected into row / column nodes, amperes.
+        store : bool
+            Return node voltages (else only column currents).
+        rtol : float
+            Relative tolerance of the Schur residual, in (0, 1).
+        max_iter, threads : int, optional
+            CG cap per vector, worker threads.
+
+        Returns
+        -------
+        ChainSolve
+        """
+        m, n = self.shape
+        given = [a for a in (v_row, b_r, b_c) if a is not None]
+        if not given:
+            raise ValueError("give v_row, b_r or b_c")
+        batch = int(np.shape(given[0])[0])
+        if batch < 1:
+            raise ValueError("empty batch")
+        v = _check_array("v_row", v_row, (batch, m)) if v_row is not None else np.zeros((1, 1))
+        br = _check_array("b_r", b_r, (batch, m, n)) if b_r is not None \
+            else np.zeros((1, 1, 1))
+        bc = _check_array("b_c", b_c, (batch, m, n)) if b_c is not None \
+            else np.zeros((1, 1, 1))
+        for name, array in (("v_row", v), ("b_r", br), ("b_c", bc)):
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"{name} must be finite")
+        rtol = float(rtol)
+        if not (math.isfinite(rtol) and 0.0 < rtol < 1.0):
+            raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+        cap = default_max_iter(m, n) if max_iter is None else int(max_iter)
+        workers = default_threads() if threads is None else int(threads)
+        if cap < 1 or workers < 1:
+            raise ValueError("max_iter and threads must be positive")
+        x_r = np.empty((batch, m, n)) if store else None
+        x_c = np.empty((batch, m, n)) if store else None
+        i_col = np.empty((batch, n))
+        iterations = np.zeros(batch, dtype=np.int64)
+        residual = np.zeros(batch)
+        status = np.zeros(batch, dtype=np.int8)
+
+        def run(lo: int, hi: int) -> None:
+            work = np.empty((4, m, n))
+            out_r = x_r[lo:hi] if x_r is not None else np.empty((1, m, n))
+            out_c = x_c[lo:hi] if x_c is not None else np.empty((1, m, n))
+            solve_many(self.d, self.wcf, self.row_e, self.row_inv, self.col_e, self.col_inv,
+                       self.h, self.link_c, self.free_c,
+                       v[lo:hi] if v_row is not None else v,
+                       br[lo:hi] if b_r is not None else br,
+                       bc[lo:hi] if b_c is not None else bc,
+                       v_row is not None, b_r is not None, b_c is not None,
+                       out_r, out_c, store, i_col[lo:hi], iterations[lo:hi],
+                       residual[lo:hi], status[lo:hi], rtol, cap, work)
+
+        _run_chunks(batch, workers, run)
+        return ChainSolve(x_r, x_c, i_col, iterations, residual, status)
+
+    def rows_from_columns(self, v_row: np.ndarray, x_c: np.ndarray,
+                          threads: int | None = None) -> np.ndarray:
+        """Row voltages ``A_r^{-1} D x_c + V h`` (B, M, N) for known column voltages."""
+        m, n = self.shape
+        v = np.ascontiguousarray(v_row, dtype=np.float64)
+        xc = np.ascontiguousarray(x_c, dtype=np.float64)
+        if v.ndim != 2 or v.shape[1] != m or xc.shape != (v.shape[0], m, n):
+            raise ValueError(f"expected v_row (B, {m}) and x_c (B, {m}, {n}), got "
+                             f"{v.shape} and {xc.shape}")
+        out = np.empty_like(xc)
+
+        def run(lo: int, hi: int) -> None:
+            rows_from_columns(self.d, self.row_e, self.row_inv, self.h, v[lo:hi], xc[lo:hi],
+                              out[lo:hi])
+
+        _run_chunks(v.shape[0], default_threads() if threads is None else threads, run)
+        return out
+
+    def residual(self, i_cell: np.ndarray, v: np.ndarray, x_r: np.ndarray,
+                 x_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Kirchhoff residuals (A) of one state, node by node (difference form).
+
+        Parameters
+        ----------
+        i_cell : ndarray (M, N)
+            Cell currents from row to column node, amperes.
+        v : ndarray (M,)
+            Row source voltages, volts.
+        x_r, x_c : ndarray (M, N)
+            Node voltages, volts.
+        """
+        m, n = self.shape
+        o = self.o
+        f_r = np.empty((m, n))
+        f_c = np.empty((m, n))
+        kcl_residual(np.ascontiguousarray(i_cell), o.wr, o.gl, o.gr, o.wc, o.gb,
+                     np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(x_r),
+                     np.ascontiguousarray(x_c), f_r, f_c)
+        return f_r, f_c
+
+    def grouped(self, f_r: np.ndarray, f_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals of the reduced system: merged nodes summed, fixed nodes zeroed."""
+        g_r = np.array(f_r, dtype=np.float64, order="C")
+        g_c = np.array(f_c, dtype=np.float64, order="C")
+        group_residual(g_r, g_c, self.link_r, self.free_r, self.link_c, self.free_c)
+        return g_r, g_c
+
+
+def _significant(i_col: np.ndarray) -> np.ndarray:
+    scale = np.max(np.abs(i_col), axis=-1, keepdims=True)
+    return np.abs(i_col) >= CONTRACT_FLOOR * scale
+
+
+def solve_sources(chains: Chains, v_row: np.ndarray, *, store: bool, rtol: float,
+                  max_iter: int | None, threads: int | None, what: str,
+                  refine: bool = True) -> tuple[ChainSolve, int]:
+    """Solve a linear array for source voltages (solver orientation), then :func:`refine`.
+
+    Returns
+    -------
+    (ChainSolve, int)
+        The solution and the number of refinement steps taken.
+
+    Raises
+    ------
+    ConvergenceError
+        If a CG solve does not converge, or refinement does not reach the contract.
+    """
+    m, n = chains.shape
+    result = chains.solve(v_row, store=store or refine, rtol=rtol, max_iter=max_iter,
+                          threads=threads)
+    check(result, rtol, max_iter if max_iter is not None else default_max_iter(m, n), what)
+    steps = 0
+    if refine:
+        steps = refine_solution(chains, v_row, result, max_iter=max_iter, threads=threads,
+                                what=what)
+        if not store:
+            result.row_voltages = None
+            result.column_voltages = None
+    return result, steps
+
+
+def needs_refinement(result: ChainSolve, iterations_limit: int = 60) -> bool:
+    """Whether a converged CG solve may miss the contract on some column.
+
+    CG stops on the global residual, so a column whose current is small next to the
+    largest one, or a slowly converging (ill-conditioned) solve, can be less accurate
+    than the residual suggests; both are checked by :func:`refine_solution`.
+    """
+    i_col = np.abs(result.column_currents)
+    scale = i_col.max(axis=1, keepdims=True)
+    significant = i_col >= CONTRACT_FLOOR * scale
+    smallest = np.where(significant, i_col, np.inf).min(axis=1)
+    return bool(np.any(smallest < 1e-3 * scale[:, 0])
+                or int(result.iterations.max(initial=0)) > iterations_limit)
+
+
+def refine_solution(chains: Chains, v_row: np.ndarray, result: ChainSolve, *,
+                    max_iter: int | None, threads: int | None, what: str) -> int:
+    """Iterative refinement on the true Kirchhoff residual, in place; return the steps.
+
+    The residual is formed node by node in difference form (so that its rounding is
+    relative to the local currents, not to the largest one) and a correction is solved
+    for it, until a correction changes no significant column current (at least
+    :data:`CONTRACT_FLOOR` of the largest) by more than ``1e-11`` of its value: the
+    column currents are then within :data:`CONTRACT_RTOL` of the exact solution.
+
+    Raises
+    ------
+    ConvergenceError
+        If the contract is not reached within four corrections.
+    """
+    if result.row_voltages is None or result.column_voltages is None:
+        raise ValueError("refinement needs the node voltages (store=True)")
+    batch = result.column_currents.shape[0]
+    pending = np.arange(batch)
+    steps = 0
+    while pending.size:
+        if steps == _REFINE_MAX:
+            raise ConvergenceError(
+                f"nodal refinement on the {what} did not reach the accuracy contract "
+                f"(column currents to {CONTRACT_RTOL:g} relative) after {steps} correction "
+                f"solves for {pending.size} input vector(s); the array is too "
+                "ill-conditioned for float64. Use backend='reference'.",
+                iterations=steps, residual=float("nan"), tolerance=CONTRACT_RTOL)
+        x_r = result.row_voltages[pending]
+        x_c = result.column_voltages[pending]
+        f_r = np.empty_like(x_r)
+        f_c = np.empty_like(x_c)
+        for k, b in enumerate(pending):
+            f_r[k], f_c[k] = chains.residual(chains.d * (x_r[k] - x_c[k]), v_row[b], x_r[k],
+                                             x_c[k])
+        corr = chains.solve(None, -f_r, -f_c, store=True, rtol=_REFINE_RTOL,
+                            max_iter=max_iter, threads=threads)
+        steps += 1
+        ok = corr.status == 1
+        assert corr.row_voltages is not None and corr.column_voltages is not None
+        result.row_voltages[pending[ok]] += corr.row_voltages[ok]
+        result.column_voltages[pending[ok]] += corr.column_voltages[ok]
+        result.column_currents[pending[ok]] += corr.column_currents[ok]
+        i_col = result.column_currents[pending]
+        small = np.abs(corr.column_currents) <= _REFINE_TOL * np.abs(i_col)
+        done = ok & np.all(small | ~_significant(i_col), axis=1)
+        # A correction whose CG cannot make progress is one at rounding level: the
+        # state is as accurate as float64 allows.
+        done |= corr.status != 1
+        pending = pending[~done]
+    return steps
+
+
+def check(result: ChainSolve, rtol: float, max_iter: int, what: str) -> None:
+    """Raise :class:`ConvergenceError` unless every vector of ``result`` converged."""
+    bad = np.flatnonzero(result.status != 1)
+    if bad.size == 0:
+        return
+    worst = int(bad[np.argmax(np.nan_to_num(result.residual[bad], nan=np.inf))])
+    iterations = int(result.iterations[worst])
+    residual = float(result.residual[worst])
+    if result.status[worst] == 2:
+        reason = ("broke down (non-finite or non-positive curvature, the system is too "
+                  "ill-conditioned for float64)")
+    else:
+        reason = f"reached the iteration cap max_iter={max_iter}"
+    raise ConvergenceError(
+        f"nodal CG on the {what} did not converge for {bad.size} of "
+        f"{result.status.size} input vector(s): vector {worst} {reason} after "
+        f"{iterations} iterations with relative residual {residual:.3e} > rtol={rtol:.1e}. "
+        "Raise max_iter, loosen rtol, or use backend='reference'.",
+        iterations=iterations, residual=residual, tolerance=rtol,
+    )
