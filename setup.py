@@ -51,7 +51,9 @@ setup(
         "xbar_circuit.validation": "validation",
     },
     # The committed ngspice reference corpus ships with the package, so that
-    # `xbar validate` works from any install, not only from a clone.
+    # `xbar validate` works from any install, not only from a clone. MANIFEST.in only
+    # shapes the sdist: the wheel's data is exactly this list.
+    include_package_data=False,
     package_data={
         "xbar_circuit": ["py.typed"],
         "xbar_circuit.validation": ["references/*.json", "references/*/*", "sweeps/*.yaml"],

@@ -30,9 +30,11 @@ step "build sdist and wheel (the wheel is built from the sdist)"
 SDIST=$(ls "$WORK"/dist/*.tar.gz)
 WHEEL=$(ls "$WORK"/dist/*.whl)
 echo "$(basename "$SDIST")  $(basename "$WHEEL")"
-if grep -qi "deprecat" "$WORK/build.log"; then
-    grep -i "deprecat" "$WORK/build.log" | sort -u | head -5
-    fail "the build printed deprecation warnings (above)"
+# setuptools' own complaints (deprecated configuration, data folders it would ignore).
+WARNINGS='DeprecationWarning|is deprecated|Package would be ignored|absent from the `packages`'
+if grep -qE "$WARNINGS" "$WORK/build.log"; then
+    grep -E "$WARNINGS" "$WORK/build.log" | sort -u | head -5
+    fail "the build printed setuptools warnings (above)"
 fi
 
 step "contents of the distributions"
