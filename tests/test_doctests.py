@@ -22,6 +22,7 @@ MODULES = [
     "xbar_circuit.validation.checks",
     "xbar_circuit.validation.reports",
     "xbar_circuit.effective",
+    "xbar_circuit.factorized",
     "xbar_circuit.devices",
     "xbar_circuit.periphery",
     "xbar_circuit.variability",

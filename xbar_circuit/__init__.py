@@ -46,6 +46,7 @@ from .devices import (
     device_from_dict,
 )
 from .effective import effective_conductance
+from .factorized import CrossbarSolver, factorize
 from .errors import (
     BackendError,
     ConvergenceError,
@@ -88,6 +89,8 @@ __all__ = [
     "SENSE_SIDES",
     "JSON_VERSIONS",
     "solve",
+    "factorize",
+    "CrossbarSolver",
     "effective_conductance",
     "validate_inputs",
     "LookupTable",
