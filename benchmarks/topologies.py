@@ -1,0 +1,265 @@
+"""Every topology on the ``"nodal"`` solver, against the default circuit in the same run.
+
+Writes ``docs/benchmarks-topologies.md``. Run from the repository root (``make bench``
+does)::
+
+    .venv/bin/python benchmarks/topologies.py            # ~10 minutes on 2 cores
+    .venv/bin/python benchmarks/topologies.py --quick    # 64x64, smoke test
+
+Sections:
+
+1. every topology the spec allows at 256x256: one solve, a batch of 1024 inputs and the
+   effective conductance, each as a ratio to the default circuit's time in this run,
+   with CG iterations and the largest relative column-current error against the
+   ``"reference"`` backend (SciPy direct solve with refinement);
+2. nonlinear (sinh) cells: a single solve against the linear one, and a batch of 64 on
+   one thread against two;
+3. CG iterations and time against size for the default circuit up to 8192x8192, each
+   size in a fresh subprocess with its peak memory (``VmHWM``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xbar_circuit import TIA, Crossbar, Sinh, effective_conductance, solve
+
+ROOT = Path(__file__).resolve().parent.parent
+G_MIN, G_MAX = 1e-6, 1e-4
+V_MAX = 0.2
+
+
+def log(message: str) -> None:
+    print(f"[topologies] {message}", file=sys.stderr, flush=True)
+
+
+def median_time(func: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def fmt_s(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def topologies(n: int) -> list[tuple[str, Crossbar]]:
+    """The benchmark circuit (1 ohm wires, 10 ohm driver and sense) and its variants."""
+    base = dict(r_row=1.0, r_col=1.0, r_driver=10.0, r_sense=10.0, g_min=G_MIN, g_max=G_MAX,
+                seed=0)
+    segments = np.random.default_rng(2).uniform(0.5, 1.5, size=(n, n))
+    one_zero = np.full((n, n), 1.0)
+    one_zero[n // 2, n // 3] = 0.0
+    make = Crossbar.random
+    return [
+        ("default circuit", make(n, n, **base)),
+        ("drivers right", make(n, n, **base, driver_side="right")),
+        ("drivers on both ends", make(n, n, **base, driver_side="both")),
+        ("sense at the top", make(n, n, **base, sense_side="top")),
+        ("finite-gain TIA (A = 1e4, R_f = 10 kohm)",
+         make(n, n, **base, tia=TIA(gain=1e4, r_feedback=1e4))),
+        ("sense load 100 ohm", make(n, n, **base, sense_load=100.0)),
+        ("per-segment wires", make(n, n, **{**base, "r_row": segments, "r_col": segments})),
+        ("per-segment, one 0-ohm segment",
+         make(n, n, **{**base, "r_row": one_zero, "r_col": 1.0})),
+        ("column wire only (r_row = 0)", make(n, n, **{**base, "r_row": 0.0})),
+        ("row wire only (r_col = 0)", make(n, n, **{**base, "r_col": 0.0})),
+        ("zero-ohm lines, driver and sense resistance",
+         make(n, n, **{**base, "r_row": 0.0, "r_col": 0.0})),
+    ]
+
+
+def rel_error(ours: np.ndarray, ref: np.ndarray) -> float:
+    scale = np.abs(ref).max(axis=-1, keepdims=True)
+    significant = np.abs(ref) >= 1e-12 * scale
+    return float(np.max(np.where(significant, np.abs(ours - ref) / np.abs(ref), 0.0)))
+
+
+def topology_section(n: int, batch: int, repeats: int) -> list[str]:
+    rng = np.random.default_rng(1)
+    v1 = rng.uniform(0.0, V_MAX, n)
+    vb = rng.uniform(0.0, V_MAX, (batch, n))
+    rows = []
+    base: dict[str, float] = {}
+    for name, xbar in topologies(n):
+        log(f"{name}: single")
+        solve(xbar, v1)
+        t1, sol = median_time(lambda xbar=xbar: solve(xbar, v1), repeats)
+        log(f"{name}: batch of {batch}")
+        tb, _ = median_time(lambda xbar=xbar: solve(xbar, vb), 1)
+        log(f"{name}: effective conductance")
+        tg, _ = median_time(lambda xbar=xbar: effective_conductance(xbar), 1)
+        log(f"{name}: reference")
+        ref = solve(xbar, v1, backend="reference")
+        err = rel_error(sol.column_currents, ref.column_currents)
+        if not base:
+            base = {"single": t1, "batch": tb, "geff": tg}
+        rows.append(
+            f"| {name} | {fmt_s(t1)} | {t1 / base['single']:.2f}x | {fmt_s(tb)} | "
+            f"{tb / base['batch']:.2f}x | {fmt_s(tg)} | {tg / base['geff']:.2f}x | "
+            f"{sol.info['iterations']} | {err:.1e} |")
+    return [
+        f"## Every topology at {n}x{n}",
+        "",
+        f"Uniform random cells in [{G_MIN:g}, {G_MAX:g}] S, 1 ohm wire segments, 10 ohm "
+        f"driver and sense resistance unless the row says otherwise; inputs uniform in "
+        f"[0, {V_MAX:g}] V. *single*: one input vector (median of {repeats}); *batch*: "
+        f"{batch} input vectors in one call (2 worker threads, large-batch path where "
+        "chosen); *G_eff*: `effective_conductance`. Ratios are to the default circuit in "
+        "this run. *error*: largest relative column-current difference to the "
+        "`\"reference\"` backend over columns carrying at least 1e-12 of the largest "
+        "current (the accuracy contract is 1e-9).",
+        "",
+        "| circuit | single | / default | batch | / default | G_eff | / default | CG its "
+        "| error vs reference |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def nonlinear_section(n: int, batch: int) -> list[str]:
+    xbar = Crossbar.random(n, n, r_row=1.0, r_col=1.0, r_driver=10.0, r_sense=10.0,
+                           g_min=G_MIN, g_max=G_MAX, seed=0)
+    sinh = xbar.replace(device=Sinh(3.0))
+    rng = np.random.default_rng(3)
+    v1 = rng.uniform(0.0, 0.3, n)
+    vb = rng.uniform(0.0, 0.3, (batch, n))
+    log("nonlinear: single")
+    solve(sinh, v1)
+    t_lin, _ = median_time(lambda: solve(xbar, v1), 5)
+    t_nl, sol = median_time(lambda: solve(sinh, v1), 5)
+    log("nonlinear: batch on 1 and 2 threads")
+    t_b1, one = median_time(lambda: solve(sinh, vb, threads=1), 1)
+    t_b2, two = median_time(lambda: solve(sinh, vb, threads=2), 1)
+    same = float(np.max(np.abs(one.column_currents - two.column_currents)
+                        / np.abs(one.column_currents).max()))
+    return [
+        f"## Nonlinear cells at {n}x{n}",
+        "",
+        "`Sinh(k=3)` cells on the circuit above, inputs uniform in [0, 0.3] V.",
+        "",
+        "| measurement | time | ratio |",
+        "|---|---|---|",
+        f"| one linear solve | {fmt_s(t_lin)} | |",
+        f"| one sinh solve ({sol.info['newton_iterations']} Newton iterations) | "
+        f"{fmt_s(t_nl)} | {t_nl / t_lin:.1f}x the linear solve |",
+        f"| batch of {batch} sinh inputs, 1 thread | {fmt_s(t_b1)} | |",
+        f"| batch of {batch} sinh inputs, 2 threads | {fmt_s(t_b2)} | {t_b1 / t_b2:.2f}x "
+        "faster than 1 thread |",
+        "",
+        f"The two batches agree to {same:.1e} (relative to the largest current).",
+        "",
+    ]
+
+
+def _one_size(n: int) -> None:
+    """Child process: solve the default circuit once at n x n and print JSON."""
+    xbar = Crossbar.random(n, n, r_row=1.0, r_col=1.0, r_driver=10.0, r_sense=10.0,
+                           g_min=G_MIN, g_max=G_MAX, seed=0)
+    v = np.random.default_rng(1).uniform(0.0, V_MAX, n)
+    solve(Crossbar.random(8, 8, r_row=1.0, r_col=1.0, seed=0), v[:8])  # imports, threads
+    start = time.perf_counter()
+    sol = solve(xbar, v)
+    seconds = time.perf_counter() - start
+    peak = 0
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024
+    print(json.dumps({"seconds": seconds, "iterations": sol.info["iterations"],
+                      "refinement_steps": sol.info.get("refinement_steps", 0),
+                      "peak_bytes": peak}))
+
+
+def scaling_section(sizes: list[int]) -> list[str]:
+    rows = []
+    for n in sizes:
+        log(f"scaling {n}x{n} (fresh process)")
+        proc = subprocess.run([sys.executable, __file__, "--one-size", str(n)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            rows.append(f"| {n}x{n} | failed: {proc.stderr.strip().splitlines()[-1:]} | | | |")
+            continue
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append(f"| {n}x{n} | {out['iterations']} | {out['refinement_steps']} | "
+                    f"{fmt_s(out['seconds'])} | {out['peak_bytes'] / 2**30:.2f} GiB |")
+    return [
+        "## CG iterations against size (default circuit)",
+        "",
+        "The circuit above at growing size, one input vector, each size in a fresh process "
+        "(peak memory is the process's `VmHWM`, interpreter and NumPy included).",
+        "",
+        "| size | CG iterations | refinement steps | time | peak memory |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def machine() -> list[str]:
+    try:
+        cpu = next(line.split(":", 1)[1].strip()
+                   for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "unknown CPU"
+    return [f"- Machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"NumPy {np.__version__}."]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="64x64 only (smoke test)")
+    parser.add_argument("--output", type=Path,
+                        default=ROOT / "docs" / "benchmarks-topologies.md")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one_size:
+        _one_size(args.one_size)
+        return 0
+    started = time.perf_counter()
+    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    command = " ".join(["benchmarks/topologies.py", *(argv or sys.argv[1:])])
+    doc = ["# Every topology on the nodal solver", "",
+           f"Generated by `python {command}` (`make bench`) on {now}. Do not edit by hand.",
+           "", *machine(), ""]
+    if args.quick:
+        doc += topology_section(64, 128, 3) + nonlinear_section(64, 8) \
+            + scaling_section([256, 512])
+    else:
+        doc += topology_section(256, 1024, 5) + nonlinear_section(256, 64) \
+            + scaling_section([256, 512, 1024, 2048, 4096, 8192])
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    doc += [f"Total time {time.perf_counter() - started:.0f} s; load average at the end: "
+            f"{load}.", ""]
+    args.output.write_text("\n".join(doc) + "\n", encoding="utf-8")
+    log(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
