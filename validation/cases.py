@@ -1,8 +1,10 @@
 """The reference corpus: every case simulated with ngspice and committed.
 
 Each case is a seeded recipe; ``make references`` turns it into a spec (JSON), the
-exact deck ngspice ran, and ngspice's binary rawfile. Sizes stay at or below 64x64,
-where Debian's ngspice (no KLU) finishes in about a second.
+exact deck ngspice ran, and ngspice's binary rawfile. Sizes reach 256x256 (linear),
+64x64 (nonlinear) and 128x128 (a TIA variant with drivers on both ends): affordable
+with an ngspice built with KLU (Debian's bookworm-backports ngspice 46 takes seconds);
+Debian 12's own ngspice 39 would take minutes to hours for the largest ones.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ PERIPHERY: dict[str, dict] = {
     "driver_both": {"driver_side": "both"},
     "segments": {},  # per-segment wire arrays, drawn from the case's seed
     "all": {"driver_side": "both", "sense_side": "top", "tia": TIA(gain=1e4, r_feedback=1e4)},
+    "tia_both": {"driver_side": "both", "tia": TIA(gain=1e4, r_feedback=1e4)},
 }
 """Topology / periphery options of a case by name (docs/models.md)."""
 
@@ -177,6 +180,13 @@ def _cases() -> list[Case]:
              model="sinh", periphery="all"),
         Case("n06_16x16_1t1r_segments", 16, 16, "binary", 1.0, 1.0, 5.0, 5.0, seed=36,
              model="1t1r", periphery="segments"),
+        # Real sizes (recorded with an ngspice that has KLU).
+        Case("c21_128x128", 128, 128, "random", 1.0, 1.0, 10.0, 10.0, seed=41),
+        Case("c22_256x256", 256, 256, "binary", 0.5, 0.5, 5.0, 5.0, seed=42, density=0.5),
+        Case("n07_64x64_1s1r", 64, 64, "random", 1.0, 1.0, 5.0, 5.0, seed=43,
+             model="1s1r"),
+        Case("v08_128x128_tia_both", 128, 128, "random", 1.0, 1.0, 10.0, 10.0, seed=44,
+             periphery="tia_both"),
     ]
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), "case names must be unique"

@@ -3,7 +3,8 @@
 Layout (one folder per case, in the style of scikit-rf's Qucs references)::
 
     validation/references/
-        manifest.json          ngspice version, date, command, case list, file hashes
+        manifest.json          ngspice version, matrix solver (KLU or Sparse 1.3) and run
+                               mode, date, command, case list, file hashes
         <case>/spec.json       the crossbar (Crossbar.to_json, exact floats)
         <case>/v_in.json       the input vector, volts (exact floats)
         <case>/deck.cir        the exact netlist ngspice simulated
@@ -93,13 +94,33 @@ def write_reference(case: Case, deck: str, rawfile: Path, directory: Path = REFE
 
 
 def write_manifest(entries: list[dict], ngspice_version: str, command: str,
-                   directory: Path = REFERENCE_DIR) -> Path:
-    """Write ``manifest.json`` with provenance for every case."""
+                   directory: Path = REFERENCE_DIR, *, matrix_solver: str = "Sparse 1.3",
+                   mode: str = "subprocess") -> Path:
+    """Write ``manifest.json`` with provenance for every case.
+
+    Parameters
+    ----------
+    entries : list of dict
+        One entry per case (:func:`write_reference`), possibly with the case's
+        ``matrix_solver`` and ``ngspice_seconds``.
+    ngspice_version : str
+        E.g. ``"ngspice-46"``.
+    command : str
+        The command that regenerates the corpus.
+    directory : Path
+        Corpus location.
+    matrix_solver : str
+        ``"KLU"`` or ``"Sparse 1.3"`` (both, comma-separated, if the cases differ).
+    mode : str
+        How ngspice ran: ``"subprocess"`` or ``"shared"``.
+    """
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "ngspice_version": ngspice_version,
+        "matrix_solver": matrix_solver,
+        "mode": mode,
         "command": command,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "cases": entries,
