@@ -61,7 +61,7 @@ docs: setup
 	    print("\n".join(r for r in extra["optional-dependencies"]["docs"] \
 	                     if not r.startswith("xbar-circuit")))' > $(VENV)/docs-requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/docs-requirements.txt
-	$(PY) -m sphinx -W --keep-going -q -b html docs build/docs
+	$(PY) -m sphinx -E -W --keep-going -q -b html docs build/docs
 
 # Build the sdist and the wheel, install each into a fresh venv, test them outside the tree.
 check-package: setup

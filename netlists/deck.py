@@ -110,7 +110,7 @@ def nonlinear_options(crossbar: Crossbar, v_in: ArrayLike,
     rounding level can never be met and ngspice falls into gmin and source stepping
     (and may fail). The floors are therefore set from the circuit itself:
 
-    * voltage scale ``V_s`` = the largest |source or gate voltage| (V);
+    * voltage scale ``V_s`` = the largest ``|source or gate voltage|`` (V);
     * current scale ``I_s = V_s · max(max_j Σ_i G[i, j], max_i Σ_j G[i, j])`` (A), the
       largest line current the cells could carry at their nominal conductance;
     * ``abstol = 1e-12 · I_s``, ``vntol = 1e-12 · V_s``, ``reltol = 1e-12``.
@@ -653,7 +653,8 @@ def _header(crossbar: Crossbar, title: str) -> list[str]:
         f"* r_driver = {format_value(crossbar.r_driver)} ohm",
         f"* r_sense  = {format_value(crossbar.r_sense)} ohm",
         f"* G range  = {g_range}; G = 0 is an open cell (omitted)",
-        "* Convention (docs/convention.md, section 1): Vin_i -> r_driver -> drv_i -> N row segments",
+        "* Convention (docs/convention.md, section 1): Vin_i -> r_driver -> drv_i "
+        "-> N row segments",
         "*   -> r_i_0 ... r_i_{N-1}; cell (i,j) = 1/G from r_i_j to c_i_j; column c_0_j ...",
         "*   c_{M-1}_j -> last segment -> sns_j -> r_sense -> vg_j, held at 0 V by Vtia_j.",
         "* Zero resistances are 0 V sources (exact shorts): ngspice turns a 0-ohm resistor",

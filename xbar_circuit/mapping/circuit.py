@@ -855,7 +855,7 @@ class NFReport:
 
     @property
     def lut_mean_abs_error(self) -> float | None:
-        """Mean |nf_lut - nf_allon| over tiles (None without a table)."""
+        """Mean ``|nf_lut - nf_allon|`` over tiles (None without a table)."""
         if not self.lut_available:
             return None
         return float(np.mean([abs(t["lut_error"]) for t in self.tiles]))
@@ -899,7 +899,7 @@ def layer_nf(layer: MappedLayer, circuit: Any, x: ArrayLike | None = None, *,
     layer : MappedLayer
     circuit : CircuitParams, MappingCircuit or Crossbar template
     x : array_like (B, K), optional
-        Real layer inputs; adds the metrics under these inputs (DAC voltages of |x|)
+        Real layer inputs; adds the metrics under these inputs (DAC voltages of ``|x|``)
         and the relative error of the layer output.
     lut : LookupTable, optional
         ``xbar_circuit.tables.LookupTable``; None reports the LUT column as unavailable.

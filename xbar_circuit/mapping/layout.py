@@ -439,7 +439,7 @@ def map_layer(weights: ArrayLike | QuantizedWeights, config: MappingConfig | Non
     bias : array_like, shape (O,), optional
         Added after recombination (digital).
     input_activity : array_like, shape (K,), optional
-        Non-negative weight per input (e.g. mean |x| on calibration data) that MDM's
+        Non-negative weight per input (e.g. mean ``|x|`` on calibration data) that MDM's
         row sort multiplies each row's active-cell count by.
 
     Returns
