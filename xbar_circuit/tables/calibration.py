@@ -488,8 +488,8 @@ def assemble(sweep: Sweep, partial: str, *, ngspice_check: bool = True) -> Any:
         return (d, a, {"description": text, "units": "1"})
 
     data_vars = {
-        "nf_samples": var([*dims, "sample"], nf, "array NF (mean column NF, docs/convention.md §2) of "
-                          "each random sample, exact solve"),
+        "nf_samples": var([*dims, "sample"], nf, "array NF (mean column NF, docs/convention.md "
+                          "§2) of each random sample, exact solve"),
         "nf_mean": var(dims, nf.mean(axis=-1), "mean over samples of the array NF"),
         "nf_std": var(dims, nf.std(axis=-1, ddof=1) if s > 1 else np.zeros(shape),
                       "sample standard deviation of the array NF (0 for one sample)"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -55,20 +54,32 @@ def plot_command(table: str, outdir: str, prefix: str, fixed: str | None) -> Non
     """Plot NF versus array size and an attenuation heatmap of TABLE (PNG)."""
     import os
 
+    from .._validate import load_json
+    from ._errors import TableError
     from .lut import LookupTable
-    from .plots import plot_heatmap, plot_nf_vs_size
+    from .plots import plot_heatmap, plot_nf_vs_size, snap_fixed
 
     try:
         lut = LookupTable.load(table)
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        at = json.loads(fixed) if fixed else None
-    except ValueError as exc:
-        raise click.BadParameter(f"--at must be a JSON object: {exc}") from None
-    os.makedirs(outdir, exist_ok=True)
-    paths = [plot_nf_vs_size(lut, os.path.join(outdir, f"{prefix}_nf_vs_size.png"), fixed=at),
-             plot_heatmap(lut, os.path.join(outdir, f"{prefix}_cell_loss.png"), fixed=at)]
+        at = load_json(fixed, "--at", error=TableError) if fixed else None
+        _, notes = snap_fixed(lut, at)
+    except XbarError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+    for note in notes:
+        click.echo(f"--at {note}", err=True)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+        paths = [plot_nf_vs_size(lut, os.path.join(outdir, f"{prefix}_nf_vs_size.png"),
+                                 fixed=at),
+                 plot_heatmap(lut, os.path.join(outdir, f"{prefix}_cell_loss.png"), fixed=at)]
+    except XbarError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the plots to {outdir}: "
+                                   f"{exc.strerror or exc}") from None
     for path in paths:
         click.echo(path)
     sys.stdout.flush()

@@ -16,13 +16,14 @@ Prediction (``LookupTable.predict_nf`` / ``predict_attenuation``) has two parts:
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from typing import Any
 
 import numpy as np
 
+from .._memory import check_memory
+from .._validate import load_json, short_repr
 from ..spec import Crossbar
 from ._errors import SweepError, TableError
 from .calibration import SCHEMA, SCHEMA_VERSION
@@ -125,12 +126,10 @@ class LookupTable:
         self.dataset = dataset
         self.attrs = dict(dataset.attrs)
         _check_schema(dataset, source)
-        try:
-            self.sweep = Sweep.from_dict(json.loads(self.attrs["sweep"]))
-        except (ValueError, SweepError) as exc:
-            raise TableError(f"{source}: the table's 'sweep' attribute is invalid: {exc}") from None
+        self.sweep = _attr_sweep(self.attrs.get("sweep"), source)
         if tuple(dataset.sizes[k] for k in DIMS) != self.sweep.shape:
             raise TableError(f"{source}: table dimensions do not match its sweep description")
+        _check_values(dataset, self.sweep, source)
         self._axes = {k: np.asarray(dataset[k].values, dtype=np.float64) for k in DIMS}
         for k, values in self._axes.items():
             if values.size > 1 and not np.all(np.diff(values) > 0):
@@ -164,19 +163,25 @@ class LookupTable:
             If the file does not exist, is not NetCDF/HDF5 (corrupt or foreign), lacks the
             schema attributes, has another schema or version, or misses variables.
         """
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise TableError(f"no lookup table at {path!r}")
+        try:
+            path = os.fspath(path)
+        except TypeError:
+            raise TableError(f"a lookup table path must be a string or path, got "
+                             f"{short_repr(path)}") from None
+        if not isinstance(path, str) or not os.path.isfile(path):
+            raise TableError(f"no lookup table at {short_repr(path)}")
         from .._optional import import_optional
 
         xr = import_optional("xarray", "LookupTable.load")
         import_optional("h5netcdf", "LookupTable.load")
+        expected = _check_file(path)
+        check_memory(2 * expected, f"loading the lookup table {path}")
         try:
             with xr.open_dataset(path, engine="h5netcdf") as ds:
                 ds = ds.load()
         except Exception as exc:  # h5py/h5netcdf raise several types for non-HDF5 data
             raise TableError(f"{path}: not a readable NetCDF-4 lookup table "
-                             f"({type(exc).__name__}: {exc})") from None
+                             f"({type(exc).__name__}: {short_repr(str(exc))})") from None
         return cls(ds, source=path)
 
     # ------------------------------------------------------------- interpolation
@@ -437,21 +442,38 @@ class LookupTable:
                 f"backend={self.attrs.get('backend')!r}, from {self.source}>")
 
 
-def _check_schema(ds: Any, source: str) -> None:
-    attrs = ds.attrs
-    if attrs.get("schema") != SCHEMA:
+def _scalar(value: Any) -> Any:
+    """A plain Python value from an attribute as h5py or xarray return it."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return value
+
+
+def _check_schema_attrs(attrs: Any, source: str) -> None:
+    schema = _scalar(attrs.get("schema"))
+    if schema != SCHEMA:
         raise TableError(f"{source}: not an xbar-circuit lookup table (attribute 'schema' is "
-                         f"{attrs.get('schema')!r}, expected {SCHEMA!r})")
-    raw = attrs.get("schema_version")
-    version = raw.item() if isinstance(raw, np.generic) else raw
-    try:
-        version = int(version)
-    except (TypeError, ValueError):
-        version = None
+                         f"{short_repr(schema)}, expected {SCHEMA!r})")
+    raw = _scalar(attrs.get("schema_version"))
+    version = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if isinstance(raw, float) and raw.is_integer():
+        version = int(raw)
     if version != SCHEMA_VERSION:
         raise TableError(f"{source}: unsupported lookup-table schema version "
-                         f"{attrs.get('schema_version')} (this xbar-circuit reads "
+                         f"{short_repr(raw)} (this xbar-circuit reads "
                          f"version {SCHEMA_VERSION})")
+
+
+def _check_schema(ds: Any, source: str) -> None:
+    attrs = ds.attrs
+    _check_schema_attrs(attrs, source)
     for name, dims in _REQUIRED_VARS.items():
         if name not in ds.variables:
             raise TableError(f"{source}: lookup table lacks variable {name!r}")
@@ -461,3 +483,163 @@ def _check_schema(ds: Any, source: str) -> None:
     for name in ("map_row_index", "map_col_index", "sweep"):
         if name not in ds.variables and name not in attrs:
             raise TableError(f"{source}: lookup table lacks {name!r}")
+
+
+_MAX_ATTRIBUTE_BYTES = 1 << 20
+_MAX_FOREIGN_BYTES = 1 << 20
+_OPTIONAL_VARS = ("nf_min", "nf_max", "nf_first_order_samples", "cell_loss_std")
+_FINITE_VARS = ("nf_samples", "nf_mean", "nf_std", "nf_model_samples", "nf_min", "nf_max",
+                "nf_first_order_samples")
+
+
+def _attr_sweep(raw: Any, source: str) -> Sweep:
+    """The sweep recorded in a table's ``sweep`` attribute; TableError if it is invalid."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TableError(f"{source}: the table's 'sweep' attribute is not UTF-8 "
+                             "text") from None
+    if not isinstance(raw, str):
+        raise TableError(f"{source}: lookup table lacks a 'sweep' text attribute")
+    try:
+        return Sweep.from_dict(load_json(raw, "the 'sweep' attribute", error=TableError))
+    except (SweepError, TableError) as exc:
+        raise TableError(f"{source}: the table's 'sweep' attribute is invalid: {exc}") from None
+
+
+def expected_layout(sweep: Sweep) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Shape and dtype kinds (NumPy ``dtype.kind`` letters) of every variable a table of
+    ``sweep`` holds, as :func:`~xbar_circuit.tables.calibration.assemble` writes them."""
+    shape = sweep.shape
+    samples = sweep.samples
+    n_cols = max(sweep.grid["cols"])
+    k_r = min(max(sweep.grid["rows"]), sweep.map_max)
+    k_c = min(n_cols, sweep.map_max)
+    layout: dict[str, tuple[tuple[int, ...], str]] = {}
+    for name in ("nf_samples", "nf_model_samples", "nf_first_order_samples"):
+        layout[name] = ((*shape, samples), "f")
+    for name in ("nf_mean", "nf_std", "nf_min", "nf_max"):
+        layout[name] = (shape, "f")
+    layout["nf_columns"] = ((*shape, n_cols), "f")
+    for name in ("cell_loss", "cell_loss_std", "current_attenuation", "model_loss"):
+        layout[name] = ((*shape, k_r, k_c), "f")
+    for name in DIMS:
+        layout[name] = ((len(sweep.grid[name]),), "iu" if name in ("rows", "cols") else "f")
+    layout["sample"] = ((samples,), "iu")
+    layout["col"] = ((n_cols,), "iu")
+    layout["map_row_index"] = ((len(sweep.grid["rows"]), k_r), "iu")
+    layout["map_col_index"] = ((len(sweep.grid["cols"]), k_c), "iu")
+    return layout
+
+
+def _check_file(path: str) -> int:
+    """Check a table file's schema and declared sizes from its metadata alone.
+
+    Opens the HDF5 file with h5py and reads only attributes and dataset headers, so a
+    small file declaring huge variables is refused before any data is read.
+
+    Returns
+    -------
+    int
+        Bytes of the variables the table's sweep implies (what loading allocates).
+    """
+    from .._optional import import_optional
+
+    h5py = import_optional("h5py", "LookupTable.load")
+    try:
+        handle = h5py.File(path, "r")
+    except Exception as exc:  # OSError for non-HDF5 data, others for damaged files
+        raise TableError(f"{path}: not a readable NetCDF-4 lookup table "
+                         f"({type(exc).__name__}: {short_repr(str(exc))})") from None
+    try:
+        with handle:
+            return _check_handle(handle, path, h5py)
+    except TableError:
+        raise
+    except Exception as exc:  # damaged metadata surfaces as KeyError, OSError, ...
+        raise TableError(f"{path}: damaged lookup table metadata ({type(exc).__name__}: "
+                         f"{short_repr(str(exc))})") from None
+
+
+def _check_handle(handle: Any, path: str, h5py: Any) -> int:
+    attrs = handle.attrs
+    for name in ("schema", "schema_version", "sweep"):
+        if name not in attrs:
+            raise TableError(f"{path}: not an xbar-circuit lookup table (no {name!r} "
+                             "attribute)")
+        size = attrs.get_id(name).get_storage_size()
+        if size > _MAX_ATTRIBUTE_BYTES:
+            raise TableError(f"{path}: attribute {name!r} declares {size} bytes, more than a "
+                             "lookup table writes")
+    _check_schema_attrs(attrs, path)
+    sweep = _attr_sweep(attrs["sweep"], path)
+    layout = expected_layout(sweep)
+    datasets = {k: v for k, v in handle.items() if isinstance(v, h5py.Dataset)}
+    for name, (shape, kinds) in layout.items():
+        if name not in datasets:
+            if name in _OPTIONAL_VARS:
+                continue
+            raise TableError(f"{path}: lookup table lacks variable {name!r}")
+        data = datasets[name]
+        if tuple(data.shape) != shape:
+            raise TableError(f"{path}: variable {name!r} declares shape {tuple(data.shape)} but "
+                             f"the table's sweep implies {shape}")
+        if data.dtype.kind not in kinds:
+            wanted = "floats" if kinds == "f" else "integers"
+            raise TableError(f"{path}: variable {name!r} has dtype {data.dtype}; a lookup "
+                             f"table stores {wanted} there")
+    foreign = 0
+    for name, data in datasets.items():
+        if name in layout or name in ("map_row", "map_col"):
+            continue
+        foreign += int(np.prod(data.shape, dtype=np.float64)) * data.dtype.itemsize
+    if foreign > _MAX_FOREIGN_BYTES:
+        raise TableError(f"{path}: holds {foreign} bytes of variables that are not part of a "
+                         "lookup table")
+    for name in ("map_row", "map_col"):
+        wanted = layout[f"{name}_index"][0][1]
+        if name in datasets and tuple(datasets[name].shape) != (wanted,):
+            raise TableError(f"{path}: dimension {name!r} declares size "
+                             f"{tuple(datasets[name].shape)} but the sweep implies {wanted}")
+    return int(sum(np.prod(shape, dtype=np.float64) * 8 for shape, _ in layout.values()))
+
+
+def _check_values(ds: Any, sweep: Sweep, source: str) -> None:
+    """Dtypes, finiteness and coordinates of a table against its sweep."""
+    layout = expected_layout(sweep)
+    for name, (shape, kinds) in layout.items():
+        if name not in ds.variables:
+            if name in _OPTIONAL_VARS:
+                continue
+            raise TableError(f"{source}: lookup table lacks variable {name!r}")
+        values = ds[name].values
+        if values.dtype.kind not in kinds:
+            wanted = "floats" if kinds == "f" else "integers"
+            raise TableError(f"{source}: variable {name!r} has dtype {values.dtype}; a lookup "
+                             f"table stores {wanted} there")
+        if tuple(values.shape) != shape:
+            raise TableError(f"{source}: variable {name!r} has shape {tuple(values.shape)} but "
+                             f"the table's sweep implies {shape}")
+        if kinds != "f":
+            continue
+        if name in _FINITE_VARS or name in DIMS:
+            bad = ~np.isfinite(values)
+        else:  # NaN marks cells past an array's edge and rows without input
+            bad = np.isinf(values)
+        if bad.any():
+            where = ", ".join(str(int(i)) for i in np.argwhere(bad)[0])
+            raise TableError(f"{source}: variable {name!r} holds non-finite values "
+                             f"({name}[{where}] = {values[tuple(np.argwhere(bad)[0])]!r})")
+    for name in DIMS:
+        if not np.array_equal(np.asarray(ds[name].values, dtype=np.float64),
+                              np.asarray(sweep.grid[name], dtype=np.float64)):
+            raise TableError(f"{source}: coordinate {name!r} does not hold the grid of the "
+                             "table's sweep")
+    for axis, name in (("rows", "map_row_index"), ("cols", "map_col_index")):
+        index = np.asarray(ds[name].values)
+        for a, size in enumerate(sweep.grid[axis]):
+            kept = sweep.map_indices(size)
+            if not (np.array_equal(index[a, : kept.size], kept)
+                    and np.all(index[a, kept.size:] == -1)):
+                raise TableError(f"{source}: {name!r} does not match the table's sweep")

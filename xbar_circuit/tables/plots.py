@@ -7,21 +7,63 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_real, short_repr
+from ._errors import TableError
 from .sweep import DIMS
 
 __all__ = ["plot_heatmap", "plot_nf_vs_size", "plot_table"]
 
 
-def _pick(table: Any, fixed: dict[str, float] | None) -> dict[str, int]:
-    """Index along every axis: the given value's nearest grid value, else the middle."""
-    out = {}
+def check_fixed(fixed: Any) -> dict[str, float]:
+    """Validate grid values given to the plots: a mapping of axis name -> number.
+
+    Raises
+    ------
+    TableError
+        For a non-mapping, an unknown axis name (the message lists the axes) or a value
+        that is not a finite number.
+    """
+    if fixed is None:
+        return {}
+    if not isinstance(fixed, dict):
+        raise TableError(f"grid values must be a mapping of axis name to value (e.g. "
+                         f'{{"density": 0.5}}), got {short_repr(fixed)}')
+    unknown = [k for k in fixed if k not in DIMS]
+    if unknown:
+        raise TableError(f"unknown grid axis(es) {short_repr(sorted(map(str, unknown)))}; "
+                         f"the axes are {', '.join(DIMS)}")
+    return {k: check_real(k, v, error=TableError) for k, v in fixed.items()}
+
+
+def snap_fixed(table: Any, fixed: Any) -> tuple[dict[str, int], list[str]]:
+    """Index along every axis, and a note for each given value that is not on the grid.
+
+    Each given value picks its nearest grid value; other axes take their middle value.
+
+    Returns
+    -------
+    indices : dict of str to int
+        Grid index per axis of :data:`DIMS`.
+    notes : list of str
+        ``"r_row=1.5 -> 1 (nearest grid value)"`` for every value that was snapped.
+    """
+    values = check_fixed(fixed)
+    out, notes = {}, []
     for k in DIMS:
         axis = table._axes[k]
-        if fixed and k in fixed:
-            out[k] = int(np.argmin(np.abs(axis - float(fixed[k]))))
+        if k in values:
+            out[k] = int(np.argmin(np.abs(axis - values[k])))
+            used = float(axis[out[k]])
+            if used != values[k]:
+                notes.append(f"{k}={values[k]:g} -> {used:g} (nearest grid value)")
         else:
             out[k] = axis.size // 2
-    return out
+    return out, notes
+
+
+def _pick(table: Any, fixed: dict[str, float] | None) -> dict[str, int]:
+    """Index along every axis: the given value's nearest grid value, else the middle."""
+    return snap_fixed(table, fixed)[0]
 
 
 def plot_nf_vs_size(table: Any, path: str | os.PathLike[str], *, wire: str = "r_row",
