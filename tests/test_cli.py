@@ -165,7 +165,7 @@ def test_timeout_zero_is_rejected_not_ignored(spec_file) -> None:
     _, path = spec_file
     result = CliRunner().invoke(main, ["solve", str(path), "--backend", "ngspice",
                                        "--timeout", "0"])
-    assert result.exit_code == 1 and "timeout must be > 0" in result.output
+    assert result.exit_code == 2 and "--timeout must be > 0" in result.output
 
 
 def test_json_output_stays_valid_with_undefined_nf(spec_file) -> None:

@@ -19,9 +19,10 @@ import click
 import numpy as np
 
 from . import __version__
+from ._validate import as_real_array, check_real, load_json, short_repr
 from .api import solve
 from .backends import BACKENDS, DEFAULT_BACKEND
-from .errors import XbarError
+from .errors import InputError, XbarError
 from .spec import Crossbar
 
 __all__ = ["main"]
@@ -42,8 +43,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 def _load_inputs(v_in: str, n_rows: int) -> np.ndarray:
     """Parse ``--v-in``: a number (same voltage on every row) or a .npy/.json/.txt file.
 
-    The file must hold exactly M = ``n_rows`` finite values (volts); anything else is a
-    :class:`click.BadParameter` naming the file and the problem.
+    The file must hold exactly M = ``n_rows`` real values (volts); anything else is a
+    :class:`click.BadParameter` naming the file and the problem. A .npy file's header
+    is checked before its data is read, so a file declaring a huge array costs nothing.
     """
     try:
         return np.full(n_rows, float(v_in))
@@ -52,24 +54,64 @@ def _load_inputs(v_in: str, n_rows: int) -> np.ndarray:
     path = Path(v_in)
     if not path.is_file():
         raise click.BadParameter(
-            f"--v-in is neither a number of volts nor an existing file: {v_in!r}"
+            f"--v-in is neither a number of volts nor an existing file: {short_repr(v_in)}"
         )
     try:
         if path.suffix == ".npy":
-            values = np.load(path, allow_pickle=False)
+            values = _load_npy(path, n_rows)
         elif path.suffix == ".json":
-            values = json.loads(path.read_text(encoding="utf-8"))
+            values = load_json(path.read_bytes(), "the content", error=InputError)
         else:
             values = np.loadtxt(path, dtype=np.float64, ndmin=1)
-        values = np.asarray(values, dtype=np.float64)
+        values = as_real_array("the values", values, error=InputError, unit="V")
+    except InputError as exc:
+        raise click.BadParameter(f"--v-in file {v_in}: cannot read {n_rows} volts: "
+                                 f"{exc}") from None
     except (ValueError, TypeError, OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"--v-in file {v_in}: cannot read {n_rows} volts: {exc}") from None
+        raise click.BadParameter(f"--v-in file {v_in}: cannot read {n_rows} volts: "
+                                 f"{short_repr(str(exc))}") from None
     if values.shape != (n_rows,):
         raise click.BadParameter(
             f"--v-in file {v_in} must hold exactly {n_rows} values (one per row), "
             f"got an array of shape {values.shape}"
         )
     return values
+
+
+def _load_npy(path: Path, n_rows: int) -> np.ndarray:
+    """Read a .npy file of ``n_rows`` values, refusing any other declared shape first."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as handle:
+        version = npy.read_magic(handle)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy format version {version}")
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, _ = read(handle)
+    if tuple(shape) != (n_rows,):
+        raise click.BadParameter(f"--v-in file {path} must hold exactly {n_rows} values (one "
+                                 f"per row), got an array of shape {tuple(shape)}")
+    return np.load(path, allow_pickle=False)
+
+
+def _positive_seconds(ctx: click.Context, param: click.Parameter, value: float | None
+                      ) -> float | None:
+    """Click callback: a timeout must be a finite number of seconds > 0."""
+    if value is None:
+        return None
+    try:
+        return check_real(f"--{param.name}", value, 0.0, error=InputError, unit="s",
+                          lo_open=True)
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _finite_tolerance(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Click callback: a relative tolerance must be a finite number >= 0."""
+    try:
+        return check_real(f"--{param.name}", value, 0.0, error=InputError)
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _json_safe(value: object) -> object:
@@ -229,15 +271,22 @@ def _format_currents(currents: np.ndarray) -> str:
               show_default=True, help="Solver backend.")
 @click.option("--compare", default=None, metavar="A,B",
               help="Solve with two backends (e.g. nodal,ngspice) and print their agreement.")
-@click.option("--rtol", default=1e-9, show_default=True,
+@click.option("--rtol", default=1e-9, show_default=True, callback=_finite_tolerance,
               help="With --compare: relative tolerance on column currents; exit 3 if exceeded.")
-@click.option("--timeout", type=float, default=None, help="ngspice timeout in seconds.")
+@click.option("--timeout", type=float, default=None, callback=_positive_seconds,
+              help="ngspice timeout in seconds (finite, > 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
               help="Also write the (generated) spec as JSON.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the solution (of the first backend) to this NetCDF file; "
+                   "read it with CrossbarSolution.load. Needs the [tables] extra.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Also draw its row/column IR-drop and cell-current maps to this image "
+                   "(.png, .pdf or .svg). Needs the [plot] extra.")
 def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max,
                   density, v_in, preset, backend, compare, rtol, timeout, as_json,
-                  save_spec) -> None:
+                  save_spec, save_path, plot_path) -> None:
     """Solve a crossbar and print its column currents and nonideality factor (NF)."""
     try:
         xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
@@ -255,6 +304,14 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
             results[name] = (solve(xbar, volts, backend=name, **options),
                              time.perf_counter() - start)
     except XbarError as exc:
+        raise click.ClickException(str(exc)) from None
+    kept = results[names[0]][0]
+    try:
+        if save_path:
+            _write(save_path, "the solution", kept.save)
+        if plot_path:
+            _write(plot_path, "the plot", kept.plot)
+    except (XbarError, ValueError) as exc:  # ValueError: an image format matplotlib lacks
         raise click.ClickException(str(exc)) from None
 
     m, n = xbar.shape
@@ -318,7 +375,8 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
 @click.option("--quick", is_flag=True, help="Only the corpus cases up to 32x32.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
               help="Write the Markdown report here (and parity plots beside it, in figures/).")
-@click.option("--timeout", type=float, default=None, help="With --spec: ngspice timeout (s).")
+@click.option("--timeout", type=float, default=None, callback=_positive_seconds,
+              help="With --spec: ngspice timeout (s, finite, > 0).")
 def validate(backends, spec_path, v_in, quick, report, timeout) -> None:
     """Check backends against the ngspice corpus, closed forms and identities.
 

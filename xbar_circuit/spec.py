@@ -543,16 +543,25 @@ class Crossbar:
             If the file's content is not a valid crossbar spec (the message names the file).
         """
         try:
-            with open(path, encoding="utf-8") as handle:
+            name = os.fspath(path)
+        except TypeError:
+            raise SpecError(f"a spec path must be a string or path, got "
+                            f"{short_repr(path)}") from None
+        try:
+            # Parsed JSON takes several times the file's size (Python floats and lists).
+            check_memory(8 * os.path.getsize(name), f"reading the spec file {name}")
+            with open(name, encoding="utf-8") as handle:
                 text = handle.read()
         except UnicodeDecodeError:
-            raise SpecError(f"{os.fspath(path)}: not a text (UTF-8 JSON) file") from None
+            raise SpecError(f"{name}: not a text (UTF-8 JSON) file") from None
         except IsADirectoryError:
-            raise SpecError(f"{os.fspath(path)}: is a directory, not a spec file") from None
+            raise SpecError(f"{name}: is a directory, not a spec file") from None
+        except OSError as exc:
+            raise SpecError(f"cannot read the spec file {name}: {exc.strerror or exc}") from None
         try:
             return cls.from_json(text)
         except SpecError as exc:
-            raise SpecError(f"{os.fspath(path)}: {exc}") from None
+            raise SpecError(f"{name}: {exc}") from None
 
     # --------------------------------------------------------------- equality
     def __eq__(self, other: object) -> bool:
