@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._validate import check_real
 from .errors import SpecError
 
 __all__ = [
@@ -62,22 +63,16 @@ def _fmt(value: float) -> str:
 
 def _positive(cls_name: str, name: str, value: Any, unit: str, allow_zero: bool = False) -> float:
     """Return ``value`` as a finite float > 0 (or >= 0), else raise :class:`SpecError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SpecError(f"{cls_name}.{name} must be a real number of {unit}, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
+    value = check_real(f"{cls_name}.{name}", value, error=SpecError, unit=unit)
+    if value < 0.0 or (value == 0.0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise SpecError(f"{cls_name}.{name} must be finite and {bound} {unit}, got {value!r}")
     return value
 
 
 def _real(cls_name: str, name: str, value: Any, unit: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SpecError(f"{cls_name}.{name} must be a real number of {unit}, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise SpecError(f"{cls_name}.{name} must be finite {unit}, got {value!r}")
-    return value
+    """Return ``value`` as a finite float, else raise :class:`SpecError`."""
+    return check_real(f"{cls_name}.{name}", value, error=SpecError, unit=unit)
 
 
 class Device:

@@ -11,11 +11,11 @@ the op-amp itself (a VCVS of gain ``A`` with ``R_f`` in feedback). See docs/mode
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 
+from ._validate import check_real
 from .errors import SpecError
 
 __all__ = ["SENSE_SIDES", "DRIVER_SIDES", "TIA"]
@@ -52,12 +52,8 @@ class TIA:
 
     def __post_init__(self) -> None:
         for name, unit in (("gain", "(dimensionless)"), ("r_feedback", "ohm")):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(
-                    value, (int, float, np.integer, np.floating)):
-                raise SpecError(f"TIA.{name} must be a real number {unit}, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value) or value <= 0.0:
+            value = check_real(f"TIA.{name}", getattr(self, name), error=SpecError, unit=unit)
+            if value <= 0.0:
                 raise SpecError(f"TIA.{name} must be finite and > 0 {unit}, got {value!r}")
             object.__setattr__(self, name, value)
 
