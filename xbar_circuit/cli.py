@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from ._validate import as_real_array, check_real, load_json, short_repr
-from .api import solve
+from .api import solve, validate_inputs
 from .backends import BACKENDS, DEFAULT_BACKEND
 from .errors import InputError, XbarError
 from .spec import Crossbar
@@ -240,7 +240,7 @@ def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_m
     try:
         xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
                            g_max, density, preset)
-        volts = _load_inputs(v_in, xbar.n_rows)
+        volts = validate_inputs(xbar, _load_inputs(v_in, xbar.n_rows))[0][0]
         deck = write_deck(xbar, volts)
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
