@@ -112,3 +112,23 @@ def test_metric_names_and_arguments(single: CrossbarSolution) -> None:
     assert single.metric("relative_error") == single.relative_error
     with pytest.raises(InputError, match="7 finite weights"):
         single.nf_bit_weighted(np.ones(3))
+
+
+def test_cli_solve_saves_and_plots(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from xbar_circuit.cli import main
+
+    saved, image = tmp_path / "sol.nc", tmp_path / "sol.png"
+    result = CliRunner().invoke(main, ["solve", "--random", "6x5", "--seed", "2", "--save",
+                                       str(saved), "--plot", str(image), "--json"])
+    assert result.exit_code == 0, result.output
+    back = CrossbarSolution.load(saved)
+    assert back.crossbar.shape == (6, 5) and back.backend == "nodal"
+    currents = __import__("json").loads(result.output)["backends"]["nodal"]["column_currents"]
+    np.testing.assert_allclose(back.column_currents, currents, rtol=0, atol=0)
+    assert image.read_bytes()[:4] == b"\x89PNG"
+    bad = CliRunner().invoke(main, ["solve", "--random", "2x2", "--plot",
+                                    str(tmp_path / "x.bogus")])
+    assert bad.exit_code != 0 and "bogus" in bad.output
