@@ -7,6 +7,8 @@
 * :func:`run_deck`: run a deck through ngspice (subprocess or shared library) and read
   every node voltage and branch current at full double precision.
 * :func:`read_rawfile`: parse a SPICE rawfile with NumPy.
+* :func:`read_deck`: read a user's own deck into a :class:`Netlist` and solve its DC
+  operating point with SciPy (networkx checks its graph), without ngspice.
 
 Importing this package imports neither PySpice, matplotlib nor networkx.
 """
@@ -44,6 +46,15 @@ from .deck import (
 )
 from .pyspice_circuit import to_pyspice_circuit
 from .rawfile import RawPlot, normalize_name, op_values, parse_rawfile, read_rawfile
+from .read_deck import (
+    DeckElement,
+    DeckParseError,
+    Netlist,
+    NetlistError,
+    OperatingPoint,
+    parse_value,
+    read_deck,
+)
 from .runner import (
     COST_TABLE,
     COST_TABLE_KLU,
@@ -79,11 +90,16 @@ __all__ = [
     "INSTALL_HINT",
     "KLU_OPTION",
     "MODES",
+    "DeckElement",
+    "DeckParseError",
     "DeckTextError",
     "Element",
+    "Netlist",
+    "NetlistError",
     "NgspiceCapabilities",
     "NgspiceCostWarning",
     "NgspiceOutputError",
+    "OperatingPoint",
     "RawPlot",
     "RunResult",
     "ammeter_name",
@@ -103,6 +119,8 @@ __all__ = [
     "normalize_name",
     "op_values",
     "parse_rawfile",
+    "parse_value",
+    "read_deck",
     "read_rawfile",
     "resolve_mode",
     "row_node",
