@@ -65,7 +65,7 @@ def test_metrics_by_name_match_their_definitions(xbar: Crossbar) -> None:
     weights = 2.0 ** np.arange(4)
     assert sol.metric("nf_bit_weighted", column_weights=weights) == pytest.approx(
         ((ideal - current) @ weights) / (ideal @ weights), rel=1e-14)
-    with pytest.raises(KeyError, match="unknown metric"):
+    with pytest.raises(InputError, match="unknown metric"):
         sol.metric("snr")
 
 
