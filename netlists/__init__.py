@@ -52,6 +52,7 @@ from .read_deck import (
     Netlist,
     NetlistError,
     OperatingPoint,
+    ngspice_operating_point,
     parse_value,
     read_deck,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "find_ngspice",
     "format_value",
     "ngspice_capabilities",
+    "ngspice_operating_point",
     "ngspice_version",
     "nonlinear_options",
     "normalize_name",

@@ -53,6 +53,7 @@ __all__ = [
     "Netlist",
     "NetlistError",
     "OperatingPoint",
+    "ngspice_operating_point",
     "parse_value",
     "read_deck",
 ]
@@ -963,3 +964,35 @@ def _solve(netlist: Netlist, rtol: float, max_iter: int) -> OperatingPoint:
     voltages = {node: float(x[k]) for k, node in enumerate(nodes)}
     currents = {e.name: float(x[n + k]) for k, e in enumerate(branches)}
     return OperatingPoint(voltages, currents, iterations, kcl)
+
+
+def ngspice_operating_point(netlist: Netlist, *, mode: str = "auto",
+                            timeout: float | None = None) -> OperatingPoint:
+    """Run a parsed netlist through ngspice and return its operating point.
+
+    ngspice gets :meth:`Netlist.to_deck` (the elements read, parameters resolved, with
+    KLU when the installed ngspice has it), never the user's file itself: lines
+    read_deck does not understand, such as ``.control`` blocks, never reach ngspice.
+
+    Parameters
+    ----------
+    netlist : Netlist
+        From :func:`read_deck`.
+    mode : {"auto", "subprocess", "shared"}
+        How to run ngspice (:func:`xbar_circuit.netlists.run_deck`).
+    timeout : float, optional
+        Seconds allowed for the run.
+
+    Returns
+    -------
+    OperatingPoint
+        Node voltages and source currents as ngspice reports them (same names and
+        sign convention as :meth:`Netlist.operating_point`).
+    """
+    from .runner import capabilities, run_deck
+
+    caps = capabilities(mode)
+    result = run_deck(netlist.to_deck(klu=caps.klu), mode=mode, timeout=timeout)
+    voltages = {k[2:-1]: v for k, v in result.values.items() if k.startswith("v(")}
+    currents = {k[2:-1]: v for k, v in result.values.items() if k.startswith("i(")}
+    return OperatingPoint(voltages, currents)

@@ -395,3 +395,27 @@ def test_shared_mode_is_quiet_and_reports_its_mode() -> None:
     assert known == "False" and level == "0"
     assert "Unsupported Ngspice version" not in proc.stderr, proc.stderr
     assert "WARNING" not in proc.stderr and "ERROR" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.ngspice
+@skip_without_ngspice
+def test_xbar_info_and_solve_mode_option() -> None:
+    from click.testing import CliRunner
+
+    from xbar_circuit.cli import main
+    from xbar_circuit.netlists import ngspice_capabilities
+
+    caps = ngspice_capabilities()
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0, result.output
+    assert f"ngspice subprocess mode: {caps.version}, matrix solver {caps.solver}" \
+        in result.output
+    modes = ["subprocess"] + (["shared"] if HAVE_SHARED else [])
+    for mode in modes:
+        result = CliRunner().invoke(main, ["solve", "--random", "4x4", "--compare",
+                                           "reference,ngspice", "--mode", mode])
+        assert result.exit_code == 0 and "AGREE" in result.output, result.output
+    result = CliRunner().invoke(main, ["solve", "--random", "4x4", "--backend", "ngspice",
+                                       "--mode", "bogus"])
+    assert result.exit_code == 2 and "bogus" in result.output
+    assert runner_module.capabilities("subprocess") is ngspice_capabilities()  # cached

@@ -273,3 +273,43 @@ def test_include_cycle_and_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "latin.cir").write_bytes(b"t\nR1 a 0 1k \xb5\n")
     with pytest.raises(DeckParseError, match="UTF-8"):
         read_deck(tmp_path / "latin.cir")
+
+
+# ------------------------------------------------------------------ command line
+def test_xbar_solve_deck_prints_the_operating_point(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from xbar_circuit.cli import main
+
+    path = _write(tmp_path, "divider.cir", DIVIDER)
+    result = CliRunner().invoke(main, ["solve", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    expected = read_deck(path).operating_point()
+    assert report["voltages"] == expected.voltages and report["currents"] == expected.currents
+    bad = _write(tmp_path, "bad.cir", "t\nR1 a 0 {nope}\n")
+    result = CliRunner().invoke(main, ["solve", str(bad)])
+    assert result.exit_code == 1 and f"{bad}:2" in result.output and "nope" in result.output
+
+
+@needs_ngspice
+@pytest.mark.parametrize("mode", ["subprocess", "shared"])
+def test_xbar_solve_deck_compare_ngspice(tmp_path: Path, mode: str) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from xbar_circuit.cli import main
+    from xbar_circuit.netlists import find_libngspice
+
+    if mode == "shared" and find_libngspice() is None:
+        pytest.skip("libngspice missing")
+    path = _bridge(tmp_path)
+    result = CliRunner().invoke(main, ["solve", str(path), "--compare", "ngspice", "--mode",
+                                       mode, "--json"])
+    assert result.exit_code == 0, result.output
+    comparison = json.loads(result.output)["comparison"]
+    assert comparison["agree"] and comparison["names_in_one_only"] == []
+    assert comparison["max_node_voltage_difference"] <= 1e-11

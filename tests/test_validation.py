@@ -78,3 +78,44 @@ def test_modified_reference_file_is_rejected(tmp_path) -> None:
     raw.write_bytes(bytes(data))
     with pytest.raises(CorpusError, match="changed since it was generated"):
         load_reference(case, tmp_path / "refs")
+
+
+@pytest.mark.skipif(__import__("shutil").which("ngspice") is None, reason="ngspice missing")
+def test_validate_spec_reports_every_column_group_and_the_reference_yardstick() -> None:
+    from xbar_circuit.validation.runner import column_groups, validate_spec
+
+    xbar = Crossbar.random(10, 70, r_row=1.0, r_col=2.0, r_driver=5.0, r_sense=5.0, seed=5)
+    v_in = np.random.default_rng(5).uniform(0.0, 0.3, 10)
+    rows = validate_spec(xbar, v_in, ["nodal", "reference"], mode="subprocess")
+    groups = column_groups(70)
+    assert groups == [(0, 31), (32, 63), (64, 69)]
+    for backend in ("nodal", "reference"):
+        mine = [r for r in rows if r.backend == backend]
+        assert [r.case for r in mine] == ["all columns"] + [f"columns {a}-{b}" for a, b in groups]
+        assert all(r.passed for r in mine), [(r.case, r.checks) for r in mine]
+        # the whole-array error is the largest of the group errors
+        assert mine[0].current_error == max(r.current_error for r in mine[1:])
+        assert "ngspice-" in mine[0].note
+
+
+@pytest.mark.skipif(__import__("shutil").which("ngspice") is None, reason="ngspice missing")
+def test_validate_spec_catches_a_wrong_column_group(monkeypatch) -> None:
+    """A backend wrong in one column only fails that group (and the whole array)."""
+    import xbar_circuit.validation.runner as runner
+
+    xbar = Crossbar.random(6, 40, r_row=1.0, r_col=1.0, seed=6)
+    v_in = np.full(6, 0.2)
+    real = runner.solve
+
+    def skewed(crossbar, v, backend="nodal", **options):
+        sol = real(crossbar, v, backend=backend, **options)
+        if backend == "nodal":
+            currents = np.array(sol.column_currents)
+            currents[..., 35] *= 1.0 + 1e-6
+            sol.column_currents = currents
+        return sol
+
+    monkeypatch.setattr(runner, "solve", skewed)
+    rows = runner.validate_spec(xbar, v_in, ["nodal"], mode="subprocess")
+    verdict = {r.case: r.passed for r in rows}
+    assert verdict == {"all columns": False, "columns 0-31": True, "columns 32-39": False}

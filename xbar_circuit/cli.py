@@ -265,6 +265,77 @@ def _format_currents(currents: np.ndarray) -> str:
         return np.array2string(np.asarray(currents), separator=", ")
 
 
+DECK_SUFFIXES = (".cir", ".sp", ".spice", ".net", ".ckt", ".deck")
+"""File suffixes ``xbar solve`` reads as SPICE decks (with read_deck) instead of specs."""
+
+
+def _solve_deck(path: str, compare: str | None, rtol: float, timeout: float | None,
+                mode: str, as_json: bool) -> None:
+    """``xbar solve DECK``: read_deck's operating point, optionally against ngspice."""
+    from .netlists import ngspice_operating_point, read_deck
+
+    if compare not in (None, "ngspice", "read_deck,ngspice", "ngspice,read_deck"):
+        raise click.BadParameter(f"a deck can only be compared with ngspice (--compare "
+                                 f"ngspice), got {compare!r}")
+    try:
+        start = time.perf_counter()
+        netlist = read_deck(path)
+        ours = netlist.operating_point()
+        seconds = time.perf_counter() - start
+        theirs = None
+        if compare is not None:
+            start = time.perf_counter()
+            theirs = ngspice_operating_point(netlist, mode=mode, timeout=timeout)
+            spice_seconds = time.perf_counter() - start
+    except XbarError as exc:
+        raise click.ClickException(str(exc)) from None
+    report: dict = {"deck": str(path), "title": netlist.title,
+                    "elements": len(netlist.elements), "nodes": len(netlist.nodes),
+                    "seconds": seconds, "newton_iterations": ours.iterations,
+                    "kcl_residual": ours.residual,
+                    "voltages": ours.voltages, "currents": ours.currents}
+    status = 0
+    if theirs is not None:
+        missing = sorted(set(ours.voltages) ^ set(theirs.voltages)
+                         | set(ours.currents) ^ set(theirs.currents))
+        dv = max((abs(ours.voltages[k] - v) for k, v in theirs.voltages.items()
+                  if k in ours.voltages), default=0.0)
+        scale = max((abs(v) for v in theirs.currents.values()), default=0.0)
+        di = max((abs(ours.currents[k] - v) for k, v in theirs.currents.items()
+                  if k in ours.currents), default=0.0)
+        rel = di / scale if scale > 0 else di
+        agree = not missing and rel <= rtol and dv <= rtol * max(
+            [abs(v) for v in theirs.voltages.values()] + [1e-300])
+        report["comparison"] = {"ngspice_seconds": spice_seconds,
+                                "max_node_voltage_difference": dv,
+                                "max_relative_current_difference": rel,
+                                "names_in_one_only": missing, "rtol": rtol, "agree": agree}
+        status = 0 if agree else 3
+    if as_json:
+        click.echo(json.dumps(_json_safe(report), indent=1, allow_nan=False))
+        sys.exit(status)
+    click.echo(f"{path}: {len(netlist.elements)} elements, {len(netlist.nodes)} nodes, "
+               f"solved by read_deck in {seconds:.3f} s"
+               + (f" ({ours.iterations} Newton iterations)" if ours.iterations else "")
+               + f"; largest KCL residual {ours.residual:.2e} A")
+    shown = list(ours.voltages.items())
+    for name, value in shown[:20]:
+        click.echo(f"  v({name}) = {value:.12g} V")
+    if len(shown) > 20:
+        click.echo(f"  ... {len(shown) - 20} more node voltages (--json prints all)")
+    for name, value in list(ours.currents.items())[:20]:
+        click.echo(f"  i({name}) = {value:.12g} A")
+    if theirs is not None:
+        cmp = report["comparison"]
+        click.echo(f"\nread_deck vs ngspice ({cmp['ngspice_seconds']:.2f} s): max node-voltage "
+                   f"difference {cmp['max_node_voltage_difference']:.3e} V, max source-current "
+                   f"difference {cmp['max_relative_current_difference']:.3e} (relative to the "
+                   f"largest) -> {'AGREE' if cmp['agree'] else 'DISAGREE'} (rtol {rtol:g})"
+                   + (f"; only in one: {', '.join(cmp['names_in_one_only'][:10])}"
+                      if cmp["names_in_one_only"] else ""))
+    sys.exit(status)
+
+
 @main.command(name="solve")
 @_spec_options
 @click.option("--backend", type=click.Choice(sorted(BACKENDS)), default=DEFAULT_BACKEND,
@@ -275,6 +346,9 @@ def _format_currents(currents: np.ndarray) -> str:
               help="With --compare: relative tolerance on column currents; exit 3 if exceeded.")
 @click.option("--timeout", type=float, default=None, callback=_positive_seconds,
               help="ngspice timeout in seconds (finite, > 0).")
+@click.option("--mode", type=click.Choice(["auto", "subprocess", "shared"]), default="auto",
+              show_default=True,
+              help="How ngspice runs: its executable (subprocess) or libngspice (shared).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
               help="Also write the (generated) spec as JSON.")
@@ -285,9 +359,16 @@ def _format_currents(currents: np.ndarray) -> str:
               help="Also draw its row/column IR-drop and cell-current maps to this image "
                    "(.png, .pdf or .svg). Needs the [plot] extra.")
 def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max,
-                  density, v_in, preset, backend, compare, rtol, timeout, as_json,
+                  density, v_in, preset, backend, compare, rtol, timeout, mode, as_json,
                   save_spec, save_path, plot_path) -> None:
-    """Solve a crossbar and print its column currents and nonideality factor (NF)."""
+    """Solve a crossbar and print its column currents and nonideality factor (NF).
+
+    SPEC may also be a SPICE deck (.cir, .sp, .spice, .net, .ckt): its DC operating
+    point is solved by read_deck; --compare ngspice checks it against ngspice.
+    """
+    if spec is not None and Path(spec).suffix.lower() in DECK_SUFFIXES:
+        _solve_deck(spec, compare, rtol, timeout, mode, as_json)
+        return
     try:
         xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
                            g_max, density, preset)
@@ -300,6 +381,8 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
         results = {}
         for name in names:
             options = {"timeout": timeout} if name == "ngspice" and timeout is not None else {}
+            if name == "ngspice":
+                options["mode"] = mode
             start = time.perf_counter()
             results[name] = (solve(xbar, volts, backend=name, **options),
                              time.perf_counter() - start)
@@ -377,7 +460,10 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
               help="Write the Markdown report here (and parity plots beside it, in figures/).")
 @click.option("--timeout", type=float, default=None, callback=_positive_seconds,
               help="With --spec: ngspice timeout (s, finite, > 0).")
-def validate(backends, spec_path, v_in, quick, report, timeout) -> None:
+@click.option("--mode", type=click.Choice(["auto", "subprocess", "shared"]), default="auto",
+              show_default=True,
+              help="How ngspice runs: its executable (subprocess) or libngspice (shared).")
+def validate(backends, spec_path, v_in, quick, report, timeout, mode) -> None:
     """Check backends against the ngspice corpus, closed forms and identities.
 
     BACKENDS default to nodal and reference, plus ngspice when it is installed (it is
@@ -396,10 +482,10 @@ def validate(backends, spec_path, v_in, quick, report, timeout) -> None:
         if spec_path is not None:
             xbar = Crossbar.load(spec_path)
             rows = validate_spec(xbar, _load_inputs(v_in, xbar.n_rows),
-                                 [b for b in names if b != "ngspice"] or ["nodal"],
-                                 timeout=timeout)
+                                 [b for b in names if b != "ngspice"] or ["nodal", "reference"],
+                                 timeout=timeout, mode=mode, progress=True)
         else:
-            rows = run_validation(names, quick=quick)
+            rows = run_validation(names, quick=quick, mode=mode, progress=True)
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(rows))
@@ -423,6 +509,26 @@ def info() -> None:
     click.echo(f"backends: {', '.join(BACKENDS)} (default {DEFAULT_BACKEND})")
     exe = shutil.which("ngspice")
     click.echo(f"ngspice executable: {exe or 'not found (apt-get install ngspice)'}")
+    _ngspice_info()
+
+
+def _ngspice_info() -> None:
+    """ngspice's version, matrix solver and the modes that can run (``xbar info``)."""
+    from .netlists import find_libngspice, ngspice_capabilities, shared_capabilities
+
+    for mode, probe in (("subprocess", ngspice_capabilities), ("shared", shared_capabilities)):
+        if mode == "shared" and find_libngspice() is None:
+            click.echo("ngspice shared mode: unavailable (libngspice not found; "
+                       "apt-get install libngspice0-dev)")
+            continue
+        try:
+            caps = probe()
+        except XbarError as exc:
+            click.echo(f"ngspice {mode} mode: unavailable ({exc})")
+            continue
+        note = "" if caps.klu else (" (no KLU: arrays above 64x64 take minutes; "
+                                    "scripts/install_system_deps.sh installs ngspice with KLU)")
+        click.echo(f"ngspice {mode} mode: {caps.version}, matrix solver {caps.solver}{note}")
 
 
 if __name__ == "__main__":  # pragma: no cover
