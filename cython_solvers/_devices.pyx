@@ -2,47 +2,11 @@
 """Compiled device models: current and ``di/dv`` of every cell of an array.
 
 Only called through :mod:`xbar_circuit.cython_solvers.newton`, which passes
-C-contiguous float64 arrays of matching shapes; the models are those of
-:mod:`xbar_circuit.devices` (equations in docs/models.md).
+C-contiguous float64 arrays of matching shapes; the models (:mod:`._cells`) are those
+of :mod:`xbar_circuit.devices` (equations in docs/models.md).
 """
 
-from libc.math cimport sinh, cosh, fabs
-
-# ----------------------------------------------------------------- device models
-cdef inline void _memory(int kind, double k, double g, double v, double* i,
-                         double* di) noexcept nogil:
-    """Memory element: 0 linear g v, 1 sinh g sinh(k v)/k."""
-    if kind == 0:
-        i[0] = g * v
-        di[0] = g
-    else:
-        i[0] = g * sinh(k * v) / k
-        di[0] = g * cosh(k * v)
-
-
-cdef inline void _first(int kind, double a, double b, double vg, double u, double* i,
-                        double* di) noexcept nogil:
-    """Series element: 1 selector a sinh(u / b); 2 transistor (v_th = a, k_n = b)."""
-    cdef double vov
-    if kind == 1:
-        i[0] = a * sinh(u / b)
-        di[0] = (a / b) * cosh(u / b)
-    else:
-        vov = vg - a
-        if vov > 0.0:
-            if u < vov:
-                i[0] = b * (vov * u - 0.5 * u * u)
-                di[0] = b * (vov - u)
-            else:
-                i[0] = 0.5 * b * vov * vov
-                di[0] = 0.0
-        else:
-            if u < vov:
-                i[0] = -0.5 * b * (u - vov) * (u - vov)
-                di[0] = b * (vov - u)
-            else:
-                i[0] = 0.0
-                di[0] = 0.0
+from _cells cimport cell
 
 
 def eval_cells(int first_kind, double a, double b, int mem_kind, double k,
@@ -52,50 +16,13 @@ def eval_cells(int first_kind, double a, double b, int mem_kind, double k,
 
     ``first_kind`` 0: the memory element alone; 1: selector (i_0 = a, v_0 = b) in
     series; 2: access transistor (v_th = a, k_n = b, gate-source voltage
-    ``gates[i]`` for row i) in series. Series cells: safeguarded Newton on the
-    internal node with the bracket [min(0, v), max(0, v)]; ``di/dv = g1 g2/(g1+g2)``.
+    ``gates[i]`` for row i) in series.
     """
     cdef Py_ssize_t m = G.shape[0]
     cdef Py_ssize_t n = G.shape[1]
-    cdef Py_ssize_t i, j, it
-    cdef double v, g, u, lo, hi, i1, g1, i2, g2, f, u_new, vg, tot
+    cdef Py_ssize_t i, j
     with nogil:
         for i in range(m):
-            vg = gates[i]
             for j in range(n):
-                v = V[i, j]
-                g = G[i, j]
-                if first_kind == 0:
-                    _memory(mem_kind, k, g, v, &I[i, j], &dI[i, j])
-                    continue
-                lo = v if v < 0.0 else 0.0
-                hi = v if v > 0.0 else 0.0
-                u = 0.5 * (lo + hi)
-                _first(first_kind, a, b, vg, u, &i1, &g1)
-                _memory(mem_kind, k, g, v - u, &i2, &g2)
-                for it in range(inner_max):
-                    f = i1 - i2
-                    if f == 0.0:
-                        break
-                    if f > 0.0:
-                        hi = u
-                    else:
-                        lo = u
-                    tot = g1 + g2
-                    if tot > 0.0:
-                        u_new = u - f / tot
-                    else:
-                        u_new = lo - 1.0
-                    if not (u_new > lo and u_new < hi):
-                        u_new = 0.5 * (lo + hi)
-                    if fabs(u_new - u) <= 1e-15 * (fabs(v) + 1e-300):
-                        u = u_new
-                        _first(first_kind, a, b, vg, u, &i1, &g1)
-                        _memory(mem_kind, k, g, v - u, &i2, &g2)
-                        break
-                    u = u_new
-                    _first(first_kind, a, b, vg, u, &i1, &g1)
-                    _memory(mem_kind, k, g, v - u, &i2, &g2)
-                I[i, j] = 0.5 * (i1 + i2)
-                tot = g1 + g2
-                dI[i, j] = g1 * g2 / tot if tot > 0.0 else 0.0
+                cell(first_kind, a, b, mem_kind, k, G[i, j], V[i, j], gates[i], inner_max,
+                     &I[i, j], &dI[i, j])

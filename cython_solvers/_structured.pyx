@@ -30,106 +30,127 @@ those of the reduced (merged) system. Column nodes fixed at 0 V by an infinite
 (:func:`source_response`).
 """
 
-from libc.math cimport sqrt, isfinite, isinf
+from libc.math cimport fabs, sqrt, isfinite, isinf
 from libc.stdlib cimport calloc, free
 
 cimport numpy as cnp
 
+from _cells cimport cell
 from _chains cimport chain_solve, pivot, series, sum_clear
 
 cnp.import_array()
+
+
+cdef int _factor(const double* D, const double* wr, const double* gl, const double* gr,
+                 const double* wc, const double* gb, double* re, double* rinv, double* ce,
+                 double* cinv, double* sc, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """Factor every row chain (from the left) and column chain (from the bottom).
+
+    ``re[i, j]`` couples r(i, j) to r(i, j+1); ``ce[i, j]`` couples c(i, j) to c(i-1, j);
+    ``sc``: N doubles of scratch. Infinite conductances are factored by their exact
+    limits. Return 1 when every factor is finite, else 0.
+    """
+    cdef Py_ssize_t i, j, k
+    cdef double s, d
+    for i in range(m):
+        k = i * n
+        s = D[k] + gl[i]
+        for j in range(n):
+            if j > 0:
+                s = D[k + j] + series(wr[k + j - 1], s)
+            if j < n - 1:
+                pivot(wr[k + j], s, &re[k + j], &rinv[k + j])
+            else:
+                d = s + gr[i]
+                rinv[k + j] = 0.0 if isinf(d) else 1.0 / d
+                re[k + j] = 0.0
+    for j in range(n):
+        sc[j] = D[(m - 1) * n + j] + gb[j]
+    for i in range(m - 1, -1, -1):
+        k = i * n
+        for j in range(n):
+            if i < m - 1:
+                sc[j] = D[k + j] + series(wc[k + j], sc[j])
+            if i > 0:
+                pivot(wc[k - n + j], sc[j], &ce[k + j], &cinv[k + j])
+            else:
+                cinv[j] = 0.0 if isinf(sc[j]) else 1.0 / sc[j]
+                ce[j] = 0.0
+    for k in range(m * n):
+        if not (isfinite(re[k]) and isfinite(rinv[k]) and isfinite(ce[k])
+                and isfinite(cinv[k])):
+            return 0
+    return 1
 
 
 def factor(const double[:, ::1] D, const double[:, ::1] wr, const double[::1] gl,
            const double[::1] gr, const double[:, ::1] wc, const double[::1] gb,
            double[:, ::1] row_e, double[:, ::1] row_inv,
            double[:, ::1] col_e, double[:, ::1] col_inv):
-    """Factor every row chain (from the left) and column chain (from the bottom).
-
-    ``row_e[i, j]`` couples r(i, j) to r(i, j+1); ``col_e[i, j]`` couples c(i, j) to
-    c(i-1, j). Infinite conductances are factored by their exact limits.
-    """
+    """Factor every row and column chain in place (see :func:`_factor`)."""
     cdef Py_ssize_t m = D.shape[0]
     cdef Py_ssize_t n = D.shape[1]
-    cdef Py_ssize_t i, j
-    cdef double s, d
-    cdef double* sc
+    cdef double* sc = <double*> calloc(n, sizeof(double))
+    if sc == NULL:
+        raise MemoryError("cannot allocate the column pivots")
     with nogil:
-        for i in range(m):
-            s = D[i, 0] + gl[i]
-            for j in range(n):
-                if j > 0:
-                    s = D[i, j] + series(wr[i, j - 1], s)
-                if j < n - 1:
-                    pivot(wr[i, j], s, &row_e[i, j], &row_inv[i, j])
-                else:
-                    d = s + gr[i]
-                    row_inv[i, j] = 0.0 if isinf(d) else 1.0 / d
-                    row_e[i, j] = 0.0
-        sc = <double*> calloc(n, sizeof(double))
-        if sc == NULL:
-            with gil:
-                raise MemoryError("cannot allocate the column pivots")
-        for j in range(n):
-            sc[j] = D[m - 1, j] + gb[j]
-        for i in range(m - 1, -1, -1):
-            for j in range(n):
-                if i < m - 1:
-                    sc[j] = D[i, j] + series(wc[i, j], sc[j])
-                if i > 0:
-                    pivot(wc[i - 1, j], sc[j], &col_e[i, j], &col_inv[i, j])
-                else:
-                    col_inv[0, j] = 0.0 if isinf(sc[j]) else 1.0 / sc[j]
-                    col_e[0, j] = 0.0
-        free(sc)
+        _factor(&D[0, 0], &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], &row_e[0, 0],
+                &row_inv[0, 0], &col_e[0, 0], &col_inv[0, 0], sc, m, n)
+    free(sc)
 
 
-def source_response(const double[:, ::1] wr, const double[::1] gl, const double[::1] gr,
-                    const double[:, ::1] row_e, const double[:, ::1] row_inv,
-                    double[:, ::1] h):
+cdef void _source(const double* wr, const double* gl, const double* gr, const double* re,
+                  const double* rinv, double* h, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
     """Row voltages per volt of source, with every column node held at 0 V.
 
     Nodes tied to a source by zero-ohm paths get exactly 1; the others are the chain
     solution for a unit voltage behind the first and last finite couplings, computed
     without subtraction (every term is positive).
     """
-    cdef Py_ssize_t m = wr.shape[0]
-    cdef Py_ssize_t n = wr.shape[1]
-    cdef Py_ssize_t i, j, p, q, last
+    cdef Py_ssize_t i, j, k, p, q, last
     cdef double t
-    with nogil:
-        for i in range(m):
-            p = 0
-            if isinf(gl[i]):
-                p = 1
-                while p < n and isinf(wr[i, p - 1]):
-                    p += 1
-            q = 0
-            if isinf(gr[i]):
-                q = 1
-                while q < n and isinf(wr[i, n - 1 - q]):
-                    q += 1
-            for j in range(n):
-                h[i, j] = 1.0
-            if p + q >= n:
-                continue
-            last = n - q - 1
-            t = wr[i, p - 1] if p > 0 else gl[i]
-            if p == last and q == 0:
+    for i in range(m):
+        k = i * n
+        p = 0
+        if isinf(gl[i]):
+            p = 1
+            while p < n and isinf(wr[k + p - 1]):
+                p += 1
+        q = 0
+        if isinf(gr[i]):
+            q = 1
+            while q < n and isinf(wr[k + n - 1 - q]):
+                q += 1
+        for j in range(n):
+            h[k + j] = 1.0
+        if p + q >= n:
+            continue
+        last = n - q - 1
+        t = wr[k + p - 1] if p > 0 else gl[i]
+        if p == last and q == 0:
+            t = t + gr[i]
+        h[k + p] = t
+        for j in range(p + 1, last + 1):
+            t = re[k + j - 1] * t
+            if j == n - 1:
                 t = t + gr[i]
-            h[i, p] = t
-            for j in range(p + 1, last + 1):
-                t = row_e[i, j - 1] * t
-                if j == n - 1:
-                    t = t + gr[i]
-                h[i, j] = t
-            t = h[i, last] * row_inv[i, last]
-            if q > 0:
-                t = t + row_e[i, last]
-            h[i, last] = t
-            for j in range(last - 1, p - 1, -1):
-                t = h[i, j] * row_inv[i, j] + row_e[i, j] * t
-                h[i, j] = t
+            h[k + j] = t
+        t = h[k + last] * rinv[k + last]
+        if q > 0:
+            t = t + re[k + last]
+        h[k + last] = t
+        for j in range(last - 1, p - 1, -1):
+            t = h[k + j] * rinv[k + j] + re[k + j] * t
+            h[k + j] = t
+
+
+def source_response(const double[:, ::1] wr, const double[::1] gl, const double[::1] gr,
+                    const double[:, ::1] row_e, const double[:, ::1] row_inv,
+                    double[:, ::1] h):
+    """Row voltages per volt of source (see :func:`_source`), written into ``h``."""
+    with nogil:
+        _source(&wr[0, 0], &gl[0], &gr[0], &row_e[0, 0], &row_inv[0, 0], &h[0, 0],
+                wr.shape[0], wr.shape[1])
 
 
 cdef inline void _collect(double* q, const cnp.uint8_t* link, const cnp.uint8_t* free_c,
@@ -348,66 +369,262 @@ def rows_from_columns(const double[:, ::1] D, const double[:, ::1] row_e,
                   &row_e[0, 0], &row_inv[0, 0], m, n)
 
 
+cdef void _kcl(const double* icell, const double* wr, const double* gl, const double* gr,
+               const double* wc, const double* gb, const double* v, const double* xr,
+               const double* xc, double* fr, double* fc, Py_ssize_t m,
+               Py_ssize_t n) noexcept nogil:
+    """Kirchhoff residuals (A, current leaving each node) in difference form.
+
+    ``icell``: current through every cell from its row node to its column node (A).
+    Terms through infinite conductances are left out: merged nodes balance as a group
+    (the solver sums their residuals) and fixed nodes have no equation.
+    """
+    cdef Py_ssize_t i, j, k
+    cdef double w, flow, vi
+    for i in range(m):
+        k = i * n
+        vi = v[i]
+        for j in range(n):
+            fr[k + j] = icell[k + j]
+            fc[k + j] = -icell[k + j]
+        if not isinf(gl[i]):
+            fr[k] += gl[i] * (xr[k] - vi)
+        if not isinf(gr[i]) and gr[i] > 0.0:
+            fr[k + n - 1] += gr[i] * (xr[k + n - 1] - vi)
+        for j in range(n - 1):
+            w = wr[k + j]
+            if not isinf(w):
+                flow = w * (xr[k + j] - xr[k + j + 1])
+                fr[k + j] += flow
+                fr[k + j + 1] -= flow
+    for i in range(m - 1):
+        k = i * n
+        for j in range(n):
+            w = wc[k + j]
+            if not isinf(w):
+                flow = w * (xc[k + j] - xc[k + n + j])
+                fc[k + j] += flow
+                fc[k + n + j] -= flow
+    k = (m - 1) * n
+    for j in range(n):
+        if not isinf(gb[j]):
+            fc[k + j] += gb[j] * xc[k + j]
+
+
+cdef void _group(double* fr, double* fc, const cnp.uint8_t* link_r,
+                 const cnp.uint8_t* free_r, const cnp.uint8_t* link_c,
+                 const cnp.uint8_t* free_c, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """Sum the residuals of merged nodes into one member and zero fixed nodes, in place."""
+    cdef Py_ssize_t i, j, k
+    for i in range(m):
+        k = i * n
+        for j in range(n - 1):
+            if link_r[k + j]:
+                fr[k + j + 1] += fr[k + j]
+                fr[k + j] = 0.0
+        for j in range(n):
+            if not free_r[k + j]:
+                fr[k + j] = 0.0
+    _collect(fc, link_c, free_c, m, n)
+
+
 def kcl_residual(const double[:, ::1] i_cell, const double[:, ::1] wr,
                  const double[::1] gl, const double[::1] gr, const double[:, ::1] wc,
                  const double[::1] gb, const double[::1] v, const double[:, ::1] x_r,
                  const double[:, ::1] x_c, double[:, ::1] f_r, double[:, ::1] f_c):
-    """Kirchhoff residuals (A, current leaving each node) in difference form.
-
-    ``i_cell``: current through every cell from its row node to its column node (A).
-    Terms through infinite conductances are left out: merged nodes balance as a group
-    (the solver sums their residuals) and fixed nodes have no equation.
-    """
-    cdef Py_ssize_t m = x_r.shape[0]
-    cdef Py_ssize_t n = x_r.shape[1]
-    cdef Py_ssize_t i, j
-    cdef double w, flow, vi
+    """Kirchhoff residuals of one state (see :func:`_kcl`), written into ``f_r``, ``f_c``."""
     with nogil:
-        for i in range(m):
-            vi = v[i]
-            for j in range(n):
-                f_r[i, j] = i_cell[i, j]
-                f_c[i, j] = -i_cell[i, j]
-            if not isinf(gl[i]):
-                f_r[i, 0] += gl[i] * (x_r[i, 0] - vi)
-            if not isinf(gr[i]) and gr[i] > 0.0:
-                f_r[i, n - 1] += gr[i] * (x_r[i, n - 1] - vi)
-            for j in range(n - 1):
-                w = wr[i, j]
-                if not isinf(w):
-                    flow = w * (x_r[i, j] - x_r[i, j + 1])
-                    f_r[i, j] += flow
-                    f_r[i, j + 1] -= flow
-        for i in range(m - 1):
-            for j in range(n):
-                w = wc[i, j]
-                if not isinf(w):
-                    flow = w * (x_c[i, j] - x_c[i + 1, j])
-                    f_c[i, j] += flow
-                    f_c[i + 1, j] -= flow
-        for j in range(n):
-            if not isinf(gb[j]):
-                f_c[m - 1, j] += gb[j] * x_c[m - 1, j]
+        _kcl(&i_cell[0, 0], &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], &v[0], &x_r[0, 0],
+             &x_c[0, 0], &f_r[0, 0], &f_c[0, 0], x_r.shape[0], x_r.shape[1])
 
 
 def group_residual(double[:, ::1] f_r, double[:, ::1] f_c,
                    const cnp.uint8_t[:, ::1] link_r, const cnp.uint8_t[:, ::1] free_r,
                    const cnp.uint8_t[:, ::1] link_c, const cnp.uint8_t[:, ::1] free_c):
-    """Sum the residuals of merged nodes into one member and zero fixed nodes, in place.
-
-    After this, the entries are the Kirchhoff residuals of the reduced system (one
-    equation per node group), whose norm measures convergence.
-    """
-    cdef Py_ssize_t m = f_r.shape[0]
-    cdef Py_ssize_t n = f_r.shape[1]
-    cdef Py_ssize_t i, j
+    """Residuals of the reduced system (one equation per node group), in place."""
     with nogil:
-        for i in range(m):
-            for j in range(n - 1):
-                if link_r[i, j]:
-                    f_r[i, j + 1] += f_r[i, j]
-                    f_r[i, j] = 0.0
-            for j in range(n):
-                if not free_r[i, j]:
-                    f_r[i, j] = 0.0
-        _collect(&f_c[0, 0], &link_c[0, 0], &free_c[0, 0], m, n)
+        _group(&f_r[0, 0], &f_c[0, 0], &link_r[0, 0], &free_r[0, 0], &link_c[0, 0],
+               &free_c[0, 0], f_r.shape[0], f_r.shape[1])
+
+
+# ----------------------------------------------------------------- Newton-Raphson
+cdef void _cells(int first, double a, double b, int mem, double k, const double* g,
+                 const double* xr, const double* xc, const double* gates,
+                 Py_ssize_t inner_max, double* icell, double* d, Py_ssize_t m,
+                 Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, j, q
+    for i in range(m):
+        for j in range(n):
+            q = i * n + j
+            cell(first, a, b, mem, k, g[q], xr[q] - xc[q], gates[i], inner_max, &icell[q],
+                 &d[q])
+
+
+cdef double _norm(double* fr, double* fc, double* gr_, double* gc_,
+                  const cnp.uint8_t* link_r, const cnp.uint8_t* free_r,
+                  const cnp.uint8_t* link_c, const cnp.uint8_t* free_c, Py_ssize_t m,
+                  Py_ssize_t n) noexcept nogil:
+    """2-norm of the reduced-system residual (``fr``, ``fc`` are left unchanged)."""
+    cdef Py_ssize_t q
+    cdef double total = 0.0
+    for q in range(m * n):
+        gr_[q] = fr[q]
+        gc_[q] = fc[q]
+    _group(gr_, gc_, link_r, free_r, link_c, free_c, m, n)
+    for q in range(m * n):
+        total += gr_[q] * gr_[q] + gc_[q] * gc_[q]
+    return sqrt(total)
+
+
+def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inner_max,
+                const double[:, ::1] G, const double[:, ::1] wr, const double[::1] gl,
+                const double[::1] gr, const double[:, ::1] wc, const double[::1] gb,
+                const double[:, ::1] wcf, const cnp.uint8_t[:, ::1] link_r,
+                const cnp.uint8_t[:, ::1] free_r, const cnp.uint8_t[:, ::1] link_c,
+                const cnp.uint8_t[:, ::1] free_c, const double[::1] gates,
+                const double[:, ::1] v_row, double[:, :, ::1] x_r, double[:, :, ::1] x_c,
+                double[:, ::1] i_col, cnp.int64_t[::1] newton_its, cnp.int64_t[::1] cg_its,
+                cnp.int8_t[::1] status, double rtol, Py_ssize_t max_iter,
+                Py_ssize_t newton_max, double tol, double[:, :, ::1] work):
+    """Damped Newton-Raphson for B input vectors, entirely with the GIL released.
+
+    Per vector: a linear solve at the cells' zero-bias conductance, then Newton steps
+    ``J dx = -F`` on the structured kernel with a backtracking line search on the
+    reduced residual norm, until a step is below ``tol`` times the largest input
+    voltage (the step is applied). Each step's CG tolerance is
+    ``clip(1e-3 ||F|| / ||F_0||, rtol, 1e-3)`` (inexact Newton). ``status``: 1 converged, 0 not (the caller then
+    tries gmin and source stepping). ``work``: (17, M, N) scratch.
+    """
+    cdef Py_ssize_t m = G.shape[0]
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t nb = v_row.shape[0]
+    cdef Py_ssize_t mn = m * n
+    cdef Py_ssize_t bi, q, it, its, cg_total, j
+    cdef int st, ok
+    cdef double vmax, norm, norm0, new_norm, step, t, res, eta
+    cdef const double* g = &G[0, 0]
+    cdef double* re = &work[0, 0, 0]
+    cdef double* rinv = &work[1, 0, 0]
+    cdef double* ce = &work[2, 0, 0]
+    cdef double* cinv = &work[3, 0, 0]
+    cdef double* h = &work[4, 0, 0]
+    cdef double* fr = &work[5, 0, 0]
+    cdef double* fc = &work[6, 0, 0]
+    cdef double* d = &work[7, 0, 0]
+    cdef double* icell = &work[8, 0, 0]
+    cdef double* dr = &work[9, 0, 0]
+    cdef double* dc = &work[10, 0, 0]
+    cdef double* tr = &work[11, 0, 0]
+    cdef double* tc = &work[12, 0, 0]
+    cdef double* r = &work[13, 0, 0]
+    cdef double* z = &work[14, 0, 0]
+    cdef double* p = &work[15, 0, 0]
+    cdef double* qv = &work[16, 0, 0]
+    cdef double* xr
+    cdef double* xc
+    cdef double* acc
+    cdef double* sc
+    with nogil:
+        acc = <double*> calloc(2 * n, sizeof(double))
+        if acc == NULL:
+            with gil:
+                raise MemoryError("cannot allocate the Newton accumulators")
+        sc = acc + n
+        for bi in range(nb):
+            xr = &x_r[bi, 0, 0]
+            xc = &x_c[bi, 0, 0]
+            status[bi] = 0
+            newton_its[bi] = 0
+            cg_total = 0
+            vmax = 1e-30
+            for j in range(m):
+                if fabs(v_row[bi, j]) > vmax:
+                    vmax = fabs(v_row[bi, j])
+            # Start: the linear solve at the zero-bias conductances.
+            for q in range(mn):
+                tr[q] = 0.0
+                tc[q] = 0.0
+            _cells(first, a, b, mem, k, g, tr, tc, &gates[0], inner_max, icell, d, m, n)
+            if not _factor(d, &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], re, rinv, ce, cinv,
+                           sc, m, n):
+                cg_its[bi] = 0
+                continue
+            _source(&wr[0, 0], &gl[0], &gr[0], re, rinv, h, m, n)
+            # Only a starting point: a loose tolerance is enough (nodes fixed by ideal
+            # sources are exact whatever the tolerance).
+            st = _solve_one(d, &wcf[0, 0], re, rinv, ce, cinv, h, &link_c[0, 0],
+                            &free_c[0, 0], &v_row[bi, 0], NULL, NULL, xr, xc, r, z, p, qv,
+                            acc, m, n, rtol if rtol > 1e-6 else 1e-6, max_iter, &its, &res)
+            cg_total += its
+            if st != 1:
+                cg_its[bi] = cg_total
+                continue
+            _cells(first, a, b, mem, k, g, xr, xc, &gates[0], inner_max, icell, d, m, n)
+            _kcl(icell, &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], &v_row[bi, 0], xr, xc,
+                 fr, fc, m, n)
+            norm = _norm(fr, fc, tr, tc, &link_r[0, 0], &free_r[0, 0], &link_c[0, 0],
+                         &free_c[0, 0], m, n)
+            ok = 0
+            norm0 = norm
+            for it in range(1, newton_max + 1):
+                newton_its[bi] = it
+                if not isfinite(norm):
+                    break
+                if not _factor(d, &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], re, rinv, ce,
+                               cinv, sc, m, n):
+                    break
+                for q in range(mn):
+                    fr[q] = -fr[q]
+                    fc[q] = -fc[q]
+                # Inexact Newton: the step's CG tolerance shrinks with the residual, which
+                # keeps quadratic convergence at a fraction of the CG work.
+                eta = 1e-3 * norm / norm0 if norm0 > 0.0 else rtol
+                if eta > 1e-3:
+                    eta = 1e-3
+                if eta < rtol:
+                    eta = rtol
+                st = _solve_one(d, &wcf[0, 0], re, rinv, ce, cinv, h, &link_c[0, 0],
+                                &free_c[0, 0], NULL, fr, fc, dr, dc, r, z, p, qv, acc, m, n,
+                                eta, max_iter, &its, &res)
+                cg_total += its
+                if st != 1:
+                    break
+                step = 0.0
+                for q in range(mn):
+                    if fabs(dr[q]) > step:
+                        step = fabs(dr[q])
+                    if fabs(dc[q]) > step:
+                        step = fabs(dc[q])
+                if step <= tol * vmax:
+                    for q in range(mn):
+                        xr[q] += dr[q]
+                        xc[q] += dc[q]
+                    ok = 1
+                    break
+                t = 1.0
+                while True:
+                    for q in range(mn):
+                        tr[q] = xr[q] + t * dr[q]
+                        tc[q] = xc[q] + t * dc[q]
+                    _cells(first, a, b, mem, k, g, tr, tc, &gates[0], inner_max, icell, d, m,
+                           n)
+                    _kcl(icell, &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], &v_row[bi, 0],
+                         tr, tc, fr, fc, m, n)
+                    new_norm = _norm(fr, fc, r, z, &link_r[0, 0], &free_r[0, 0],
+                                     &link_c[0, 0], &free_c[0, 0], m, n)
+                    if (isfinite(new_norm) and new_norm <= norm * (1.0 + 1e-6)) or t < 1e-4:
+                        break
+                    t *= 0.5
+                for q in range(mn):
+                    xr[q] = tr[q]
+                    xc[q] = tc[q]
+                norm = new_norm
+            cg_its[bi] = cg_total
+            if ok:
+                status[bi] = 1
+                _cells(first, a, b, mem, k, g, xr, xc, &gates[0], inner_max, icell, d, m, n)
+                for j in range(n):
+                    i_col[bi, j] = 0.0
+                for q in range(mn):
+                    i_col[bi, q % n] += icell[q]
+        free(acc)

@@ -24,6 +24,7 @@ from ..devices import AccessTransistor, Linear, OneS1R, OneT1R, Selector, Sinh
 from ..errors import ConvergenceError
 from ..spec import Crossbar
 from ._devices import eval_cells
+from ._structured import newton_many
 from .structured import Chains, Oriented, _run_chunks, default_max_iter
 
 __all__ = ["NEWTON_TOL", "solve_nonlinear"]
@@ -157,28 +158,24 @@ def _damped(system: _System, x_r: np.ndarray, x_c: np.ndarray, v: np.ndarray,
     return x_r, x_c, cap, False, system.max_residual(x_r, x_c, v)
 
 
-def _solve_vector(system: _System, v: np.ndarray, newton_max_iter: int, b: int,
+def _continuation(system: _System, v: np.ndarray, newton_max_iter: int, b: int,
                   kind: str) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """Newton with gmin and source stepping for one input vector (solver orientation)."""
+    """gmin stepping, then source stepping, for a vector plain Newton could not solve."""
     m, n = system.m, system.n
     d0 = system.cells(np.zeros((m, n)))[1]
     x_r, x_c = system.linear_solve(d0, v, None, None)
     total = 0
-    strategy = "newton"
-    start_r, start_c = x_r, x_c
-    x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v, newton_max_iter)
-    total += its
-    if not ok:
-        strategy = "gmin stepping"
-        x_r, x_c = start_r, start_c
-        for gmin in _GMIN_STEPS:
-            system.gmin = gmin
-            x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v, newton_max_iter,
-                                             NEWTON_TOL if gmin == 0.0 else _LOOSE)
-            total += its
-            if not ok:
-                break
-        system.gmin = 0.0
+    strategy = "gmin stepping"
+    res = float("inf")
+    ok = False
+    for gmin in _GMIN_STEPS:
+        system.gmin = gmin
+        x_r, x_c, its, ok, res = _newton(system, x_r, x_c, v, newton_max_iter,
+                                         NEWTON_TOL if gmin == 0.0 else _LOOSE)
+        total += its
+        if not ok:
+            break
+    system.gmin = 0.0
     if not ok:
         strategy = "source stepping"
         x_r, x_c = system.linear_solve(d0, 0.0 * v, None, None)
@@ -192,9 +189,9 @@ def _solve_vector(system: _System, v: np.ndarray, newton_max_iter: int, b: int,
         raise ConvergenceError(
             f"nodal Newton did not converge for input vector {b} of the {m}x{n} {kind} "
             f"array: damped Newton, gmin stepping and source stepping all failed ({total} "
-            f"Newton iterations); last KCL residual {res:.3e} A (max over nodes), "
-            f"tolerance: step <= {NEWTON_TOL:g} x max|V_in|. Try backend='reference' or "
-            "smaller inputs.",
+            f"Newton iterations after the plain attempt); last KCL residual {res:.3e} A "
+            f"(max over nodes), tolerance: step <= {NEWTON_TOL:g} x max|V_in|. Try "
+            "backend='reference' or smaller inputs.",
             iterations=total, residual=float(res), tolerance=NEWTON_TOL)
     return x_r, x_c, total, strategy
 
@@ -242,23 +239,42 @@ def solve_nonlinear(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
     col_i = np.empty((batch, n))
     newton_its = np.zeros(batch, dtype=np.int64)
     strategies = [""] * batch
-    cg_total = [0]
     kind = crossbar.device.kind
+    codes = _device_codes(crossbar.device)
+    gates_s = o.rows_to_solver(gate_arr)
+    chains = Chains(o)   # masks and finite couplings, shared read-only by the workers
+    status = np.zeros(batch, dtype=np.int8)
+    cg_its = np.zeros(batch, dtype=np.int64)
 
     def run(lo: int, hi: int) -> None:
-        system = _System(o, crossbar, o.rows_to_solver(gate_arr), rtol, cap)
+        # Plain damped Newton for the whole chunk in the compiled kernel (GIL released).
+        work = np.empty((17, m, n))
+        x_r = np.empty((hi - lo, m, n))
+        x_c = np.empty((hi - lo, m, n))
+        newton_many(*codes[:3], codes[3], codes[4], _INNER_MAX, o.g, o.wr, o.gl, o.gr, o.wc,
+                    o.gb, chains.wcf, chains.link_r, chains.free_r, chains.link_c,
+                    chains.free_c, gates_s, v_s[lo:hi], x_r, x_c, col_i[lo:hi],
+                    newton_its[lo:hi], cg_its[lo:hi], status[lo:hi], rtol, cap,
+                    newton_max_iter, NEWTON_TOL, work)
+        system: _System | None = None
         for b in range(lo, hi):
-            x_r, x_c, total, strategy = _solve_vector(system, v_s[b], newton_max_iter, b,
-                                                      kind)
-            i_cell = system.cells(x_r - x_c)[0]
-            row_v[b] = o.to_solver(x_r)
-            col_v[b] = o.to_solver(x_c)
-            col_i[b] = o.columns_to_spec(i_cell.sum(axis=0))
-            newton_its[b] = total
-            strategies[b] = strategy
-        cg_total[0] += system.cg_iterations
+            if status[b] == 1:
+                strategies[b] = "newton"
+                col_i[b] = o.columns_to_spec(col_i[b])
+            else:
+                if system is None:
+                    system = _System(o, crossbar, gates_s, rtol, cap)
+                xr, xc, total, strategies[b] = _continuation(system, v_s[b], newton_max_iter,
+                                                             b, kind)
+                x_r[b - lo], x_c[b - lo] = xr, xc
+                newton_its[b] += total
+                col_i[b] = o.columns_to_spec(system.cells(xr - xc)[0].sum(axis=0))
+            row_v[b] = o.to_solver(x_r[b - lo])
+            col_v[b] = o.to_solver(x_c[b - lo])
+        if system is not None:
+            cg_its[lo] += system.cg_iterations
 
     _run_chunks(batch, threads, run)
     return {"row_voltages": row_v, "column_voltages": col_v, "column_currents": col_i,
             "newton_iterations": newton_its, "strategy": strategies,
-            "cg_iterations": cg_total[0]}
+            "cg_iterations": int(cg_its.sum())}
