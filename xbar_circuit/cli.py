@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -62,7 +63,10 @@ def _load_inputs(v_in: str, n_rows: int) -> np.ndarray:
         elif path.suffix == ".json":
             values = load_json(path.read_bytes(), "the content", error=InputError)
         else:
-            values = np.loadtxt(path, dtype=np.float64, ndmin=1)
+            with warnings.catch_warnings():
+                # An empty file is reported below by its shape, not by NumPy's warning.
+                warnings.simplefilter("ignore", UserWarning)
+                values = np.loadtxt(path, dtype=np.float64, ndmin=1)
         values = as_real_array("the values", values, error=InputError, unit="V")
     except InputError as exc:
         raise click.BadParameter(f"--v-in file {v_in}: cannot read {n_rows} volts: "

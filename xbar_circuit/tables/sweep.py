@@ -117,6 +117,12 @@ def _axis(name: str, raw: Any) -> list[float] | list[int]:
     return sorted(out)
 
 
+def _is_one_of(value: Any, choices: tuple[str, ...]) -> bool:
+    """Whether ``value`` is one of the strings ``choices`` (arrays and other objects whose
+    ``==`` is not a plain bool never are)."""
+    return isinstance(value, str) and value in choices
+
+
 def _names(keys: Any) -> str:
     """At most ten of ``keys``, sorted, for a message."""
     names = sorted(short_repr(k, 40) if not isinstance(k, str) else k[:40] for k in keys)
@@ -229,11 +235,12 @@ class Sweep:
         if unknown:
             raise SweepError(f"unknown sweep key(s): {_names(unknown)}; "
                              f"known: {', '.join(sorted(_TOP_KEYS))}")
-        if data.get("format", SWEEP_FORMAT) != SWEEP_FORMAT:
+        if not _is_one_of(data.get("format", SWEEP_FORMAT), (SWEEP_FORMAT,)):
             raise SweepError(f"not a sweep: 'format' is {short_repr(data.get('format'))}, "
                              f"expected {SWEEP_FORMAT!r}")
         version = data.get("version", SWEEP_VERSION)
-        if isinstance(version, bool) or version != SWEEP_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) \
+                or version != SWEEP_VERSION:
             raise SweepError(f"unsupported sweep version {short_repr(data.get('version'))} "
                              f"(this xbar-circuit reads version {SWEEP_VERSION})")
         missing = [k for k in ("grid", "samples", "seed") if k not in data]
@@ -265,7 +272,7 @@ class Sweep:
         if not isinstance(device, dict) or set(device) - {"model", "params"}:
             raise SweepError(f"device must be a mapping with 'model' and optional 'params', "
                              f"got {short_repr(device)}")
-        if device.get("model") not in DEVICE_MODELS:
+        if not _is_one_of(device.get("model"), DEVICE_MODELS):
             raise SweepError(f"device model {short_repr(device.get('model'))} is not "
                              "supported yet; "
                              f"supported: {', '.join(DEVICE_MODELS)}")
@@ -281,7 +288,7 @@ class Sweep:
             raise SweepError(f"unknown inputs key(s): {_names(unknown)}; "
                              "known: density, pattern, v_read")
         pattern = inputs.get("pattern", "ones")
-        if pattern not in INPUT_PATTERNS:
+        if not _is_one_of(pattern, INPUT_PATTERNS):
             raise SweepError(f"inputs.pattern must be one of {', '.join(INPUT_PATTERNS)}, "
                              f"got {short_repr(pattern)}")
         v_read = _number("inputs.v_read", inputs.get("v_read", 0.2), "V")
@@ -296,7 +303,7 @@ class Sweep:
         if len(name) > 200:
             raise SweepError(f"name must be at most 200 characters, got {len(name)}")
         backend = data.get("backend", "nodal")
-        if backend not in ("nodal", "reference", "ngspice"):
+        if not _is_one_of(backend, ("nodal", "reference", "ngspice")):
             raise SweepError(f"backend must be 'nodal', 'reference' or 'ngspice', "
                              f"got {short_repr(backend)}")
         map_max = check_int("map_max", data.get("map_max", 64), 2, MAX_LINES, error=SweepError)
