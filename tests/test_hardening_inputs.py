@@ -308,3 +308,17 @@ def test_cli_user_errors_are_named(args, message) -> None:
 def test_every_error_class_is_an_xbar_error() -> None:
     for cls in (MemoryLimitError, NonFiniteResultError, ResultError):
         assert issubclass(cls, XbarError)
+
+
+def test_inputs_guide_example_runs(tmp_path, monkeypatch, capsys) -> None:
+    import re
+    from pathlib import Path
+
+    guide = Path(__file__).resolve().parent.parent / "docs" / "inputs.md"
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(), re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    for index, code in enumerate(blocks):
+        exec(compile(code, f"docs/inputs.md, example {index}", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.count("InputError - ") == 4 and "found True" in printed

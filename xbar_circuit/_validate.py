@@ -220,7 +220,7 @@ def as_real_array(name: str, value: Any, *, error: type[XbarError] = InputError,
         :func:`check_finite_array`).
     """
     if isinstance(value, (str, bytes, bytearray)):
-        raise error(f"{name} must be an array of real numbers{' of ' + unit if unit else ''}, "
+        raise error(f"{name} must be an array of real numbers{' (' + unit + ')' if unit else ''}, "
                     f"got the string {short_repr(value)}")
     if isinstance(value, np.ndarray) and value.dtype.kind != "O":
         _refuse_dtype(name, value.dtype.kind, error, unit)
