@@ -466,7 +466,7 @@ def solve_sources(chains: Chains, v_row: np.ndarray, *, store: bool, rtol: float
     return result, steps
 
 
-def needs_refinement(result: ChainSolve, iterations_limit: int = 60) -> bool:
+def needs_refinement(result: ChainSolve, iterations_limit: int = 150) -> bool:
     """Whether a converged CG solve may miss the contract on some column.
 
     CG stops on the global residual, so a column whose current is small next to the

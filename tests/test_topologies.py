@@ -240,3 +240,16 @@ def test_compiled_entry_points_refuse_mismatched_arrays() -> None:
         chains.refactor(np.ones((30, 30)))
     with pytest.raises(ValueError, match="finite"):
         chains.solve(np.full((1, 2), np.nan))
+
+
+def test_cli_solves_zero_ohm_lines_with_a_driver_resistance() -> None:
+    """The measured crash: ``xbar solve --random 4x4 --r-row 0 --r-col 0 --r-driver 10``."""
+    from click.testing import CliRunner
+
+    from xbar_circuit.cli import main
+
+    result = CliRunner().invoke(main, ["solve", "--random", "4x4", "--r-row", "0", "--r-col",
+                                       "0", "--r-driver", "10", "--compare",
+                                       "nodal,reference"])
+    assert result.exit_code == 0, result.output
+    assert "AGREE" in result.output

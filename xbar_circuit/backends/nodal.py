@@ -420,7 +420,7 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
     refine : {"auto", True, False}, optional
         Iterative refinement on the true Kirchhoff residual after CG. ``"auto"``
         (default) refines when a column's current is below 1e-3 of the largest or CG
-        needed more than 60 iterations, the cases where the global CG residual does
+        needed more than 150 iterations, the cases where the global CG residual does
         not guarantee every column to 1e-9; ``True`` always, ``False`` never.
 
     Returns
