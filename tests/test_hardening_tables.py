@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -387,3 +388,19 @@ def test_plot_at_refuses_non_objects_and_typos_and_reports_snapping(clean, tmp_p
     assert "density" not in result.stderr  # 0.5 is on the grid: nothing to report
     assert sorted(os.listdir(tmp_path / "figs")) == ["table_cell_loss.png",
                                                       "table_nf_vs_size.png"]
+
+
+def test_queries_refuse_text_complex_and_huge_values(table) -> None:
+    from xbar_circuit import Crossbar
+
+    grid = {"rows": 4, "cols": 5, "density": 0.5}
+    for key, value in (("rows", "4"), ("cols", 5 + 0j), ("density", 10**400),
+                       ("density", np.bool_(True))):
+        with pytest.raises(TableError, match=f"parameter '{key}' must be a finite number"):
+            table.interpolate("nf_mean", **{**grid, key: value})
+    xbar = Crossbar(np.full((4, 4), 1e-4), r_row=1.0, r_col=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning on the way to the error
+        with pytest.raises(TableError, match="v_in must be real numbers"):
+            table.predict_nf(xbar, v_in=[0.2, 0.2, 0.2, 0.1j])
+    assert table.interpolate("nf_mean", **grid) > 0

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._memory import check_memory
-from .._validate import load_json, short_repr
+from .._validate import as_real_array, load_json, short_repr
 from ..spec import Crossbar
 from ._errors import SweepError, TableError
 from .calibration import SCHEMA, SCHEMA_VERSION
@@ -57,12 +57,14 @@ def _check_out_of_range(out_of_range: Any) -> str:
 
 def _finite(name: str, value: Any) -> float:
     """``value`` as a finite float, else TableError naming the parameter."""
-    if isinstance(value, bool):
-        raise TableError(f"parameter {name!r} must be a finite number, got {value!r}")
+    if isinstance(value, (bool, np.bool_, str, bytes)) or np.iscomplexobj(value):
+        raise TableError(f"parameter {name!r} must be a finite number, got "
+                         f"{short_repr(value)}")
     try:
         out = float(value)
-    except (TypeError, ValueError):
-        raise TableError(f"parameter {name!r} must be a finite number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise TableError(f"parameter {name!r} must be a finite number, got "
+                         f"{short_repr(value)}") from None
     if not np.isfinite(out):
         raise TableError(f"parameter {name!r} must be a finite number, got {value!r}")
     return out
@@ -334,7 +336,7 @@ class LookupTable:
         self._check_crossbar(crossbar)
         if v_in is None:
             return np.full(crossbar.n_rows, float(self.sweep.inputs["v_read"]))
-        v = np.asarray(v_in, dtype=np.float64)
+        v = as_real_array("v_in", v_in, error=TableError, unit="V")
         if v.shape != (crossbar.n_rows,):
             raise TableError(f"v_in must have shape ({crossbar.n_rows},), got {v.shape}")
         if not np.all(np.isfinite(v)):
