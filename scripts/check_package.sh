@@ -109,6 +109,15 @@ EOF
     cd "$ROOT"
 }
 
+# Inside the clone, `python -m pytest` must test the regular install too (tests/conftest.py
+# steps around the bare source folder); the packaging tests also read the source tree.
+in_tree() {
+    step "$1: python -m pytest inside the source tree, against the installed package"
+    PYTHONDONTWRITEBYTECODE=1 "$WORK/venv-$1/bin/python" -m pytest -q -p no:cacheprovider \
+        tests/test_packaging.py
+}
+
 check_install wheel "$WHEEL"
+in_tree wheel
 check_install sdist "$SDIST"
 step "done"
