@@ -311,6 +311,8 @@ class _Line:
 
 
 def _strip_comment(text: str) -> str:
+    if ";" not in text and "$" not in text:
+        return text
     depth = 0
     quoted = False
     for k, char in enumerate(text):
@@ -479,11 +481,14 @@ class Netlist:
         if zero:
             raise NetlistError(f"zero resistance in {', '.join(zero[:10])}: SPICE cannot "
                                "stamp 0 ohm (use a 0 V source for a short)", zero)
-        full = self.graph()
+        # A plain Graph from an edge list: building the attributed MultiGraph of
+        # graph() costs ten times more on a 256x256 crossbar deck.
         conducting = nx.Graph()
-        conducting.add_nodes_from(full.nodes)
-        conducting.add_edges_from((a, b) for a, b, d in full.edges(data=True)
-                                  if d["kind"] != "i")
+        conducting.add_node("0")
+        conducting.add_nodes_from(self.nodes)
+        conducting.add_edges_from(
+            (_ground(e.nodes[0]), _ground(e.nodes[1])) for e in self.elements
+            if e.kind not in ("i", "c"))
         grounded = nx.node_connected_component(conducting, "0")
         floating = sorted(n for n in conducting.nodes if n not in grounded)
         if floating:
@@ -814,49 +819,52 @@ def _solve(netlist: Netlist, rtol: float, max_iter: int) -> OperatingPoint:
     n = len(nodes)
     branches = [e for e in netlist.elements if e.kind in ("v", "e", "l")]
     n_unknowns = n + len(branches)
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
     rhs = np.zeros(n_unknowns)
-
-    def stamp(r: int | None, c: int | None, value: float) -> None:
-        if r is not None and c is not None:
-            rows.append(r)
-            cols.append(c)
-            vals.append(value)
+    ground = n_unknowns  # a scratch row/column for ground, dropped before solving
 
     def idx(node: str) -> int | None:
         return None if node in GROUND_NAMES else index[node]
 
+    def gidx(node: str) -> int:
+        return ground if node in GROUND_NAMES else index[node]
+
+    resistors = [e for e in netlist.elements if e.kind == "r"]
+    ra = np.array([gidx(e.nodes[0]) for e in resistors], dtype=np.int64)
+    rb = np.array([gidx(e.nodes[1]) for e in resistors], dtype=np.int64)
+    rg = np.array([1.0 / e.value for e in resistors])
+    rows_parts = [ra, rb, ra, rb]
+    cols_parts = [ra, rb, rb, ra]
+    vals_parts = [rg, rg, -rg, -rg]
     for e in netlist.elements:
-        if e.kind == "r":
-            a, b = idx(e.nodes[0]), idx(e.nodes[1])
-            g = 1.0 / e.value
-            stamp(a, a, g)
-            stamp(b, b, g)
-            stamp(a, b, -g)
-            stamp(b, a, -g)
-        elif e.kind == "i":
+        if e.kind == "i":
             a, b = idx(e.nodes[0]), idx(e.nodes[1])
             # Current flows from n+ through the source to n-: it leaves node n+.
             if a is not None:
                 rhs[a] -= e.value
             if b is not None:
                 rhs[b] += e.value
+    br_rows: list[int] = []
+    br_cols: list[int] = []
+    br_vals: list[float] = []
     for k, e in enumerate(branches):
         row = n + k
-        a, b = idx(e.nodes[0]), idx(e.nodes[1])
+        a, b = gidx(e.nodes[0]), gidx(e.nodes[1])
         # Branch current enters the source at n+ (ngspice's sign): it leaves node n+.
-        stamp(a, row, 1.0)
-        stamp(b, row, -1.0)
-        stamp(row, a, 1.0)
-        stamp(row, b, -1.0)
+        br_rows += [a, b, row, row]
+        br_cols += [row, row, a, b]
+        br_vals += [1.0, -1.0, 1.0, -1.0]
         if e.kind == "v":
             rhs[row] = e.value
         elif e.kind == "e":
-            c, d = idx(e.nodes[2]), idx(e.nodes[3])
-            stamp(row, c, -e.value)
-            stamp(row, d, e.value)
+            c, d = gidx(e.nodes[2]), gidx(e.nodes[3])
+            br_rows += [row, row]
+            br_cols += [c, d]
+            br_vals += [-e.value, e.value]
+    rows = np.concatenate([*rows_parts, np.array(br_rows, dtype=np.int64)])
+    cols = np.concatenate([*cols_parts, np.array(br_cols, dtype=np.int64)])
+    vals = np.concatenate([*vals_parts, np.array(br_vals, dtype=np.float64)])
+    keep = (rows != ground) & (cols != ground)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
     linear = sp.csc_matrix((vals, (rows, cols)), shape=(n_unknowns, n_unknowns))
     linear.sum_duplicates()
     b_elements = [e for e in netlist.elements if e.kind == "b"]
