@@ -26,6 +26,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/spice.py
 
 validate: setup
 	$(VENV)/bin/xbar validate --report docs/validation.md
