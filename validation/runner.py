@@ -299,7 +299,7 @@ def validate_spec(crossbar: Crossbar, v_in: np.ndarray,
 
     The ``"reference"`` backend (SciPy SuperLU with iterative refinement, independent of
     the compiled nodal solver) is compared with ngspice too: where ngspice cannot run
-    (arrays of 1024x1024 and more), it is the second yardstick.
+    (arrays above 512x512), it is the second yardstick.
 
     Parameters
     ----------
@@ -435,8 +435,8 @@ def _yardstick_lines(rows: Sequence[CheckResult]) -> list[str]:
     return [
         "## The second yardstick",
         "",
-        "Beyond SPICE's reach (1024x1024 and more, where ngspice with KLU runs out of "
-        "memory or time on this machine) the `reference` backend (SciPy SuperLU with "
+        "Beyond SPICE's reach (above 512x512, where even ngspice with KLU needs minutes "
+        "and gigabytes per input vector) the `reference` backend (SciPy SuperLU with "
         "iterative refinement, written independently of the compiled nodal solver) is the "
         "yardstick. Where both run, it agrees with ngspice: over "
         f"{len(pairs)} corpus cases up to {largest.size}, the largest column-current "
