@@ -349,7 +349,7 @@ def test_cli_v_in_files_with_any_content(tmp_path_factory, content, suffix) -> N
     run_cli(["solve", "--random", "3x3", "--backend", "reference", "--v-in", str(path)])
 
 
-@settings(FEW, max_examples=5)
+@settings(FEW, max_examples=4)
 @given(at=st.one_of(words, st.builds(json.dumps, json_like)),
        prefix=st.sampled_from(["table", "x/y", ""]))
 def test_cli_plot_options(table_bytes, tmp_path_factory, at, prefix) -> None:
