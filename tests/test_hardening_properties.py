@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import shutil
 import zipfile
 
 import numpy as np
@@ -380,3 +381,22 @@ def test_cli_info_and_help() -> None:
     for args in (["info"], ["--help"], ["solve", "--help"], ["calibrate", "--help"],
                  ["plot", "--help"], ["netlist", "--help"], ["validate", "--help"]):
         assert run_cli(args).exit_code == 0
+
+
+@pytest.mark.ngspice
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice is not installed")
+@settings(FEW, max_examples=15)
+@given(data=st.data())
+def test_solve_with_ngspice(data) -> None:
+    xbar = data.draw(st.composite(lambda d: valid_crossbar(d))())
+    m = xbar.n_rows
+    v_in = data.draw(st.one_of(arrays(shape=(m,), elements=st.floats(-1.0, 1.0)),
+                               arrays(shape=data.draw(st.sampled_from([(m,), (2, m)])))))
+    # Timeouts a run can meet (finite, up to an hour) or that are plainly invalid.
+    timeouts = st.one_of(st.floats(1.0, 3600.0), st.sampled_from([0.0, -1.0, "x", None, True]))
+    options = data.draw(st.fixed_dictionaries({}, optional={
+        "timeout": timeouts, "mode": st.one_of(st.sampled_from(["subprocess", "shared"]),
+                                               anything)}))
+    sol = xbar_error_or_ok(lambda: solve(xbar, v_in, backend="ngspice", **options))
+    if sol is not None:
+        assert np.all(np.isfinite(sol.column_currents))
