@@ -400,3 +400,21 @@ def test_solve_with_ngspice(data) -> None:
     sol = xbar_error_or_ok(lambda: solve(xbar, v_in, backend="ngspice", **options))
     if sol is not None:
         assert np.all(np.isfinite(sol.column_currents))
+
+
+@FEW
+@given(data=st.data(), backend=st.sampled_from(["nodal", "reference"]))
+def test_solve_with_nonlinear_cells(data, backend) -> None:
+    from xbar_circuit import OneS1R, OneT1R, Sinh
+
+    g = data.draw(good_arrays)
+    device = data.draw(st.sampled_from([Sinh(0.5), Sinh(5.0), OneS1R(), OneT1R()]))
+    xbar = Crossbar(np.where(g > 1e-3, 1e-3, g), r_row=data.draw(resistances),
+                    r_col=data.draw(resistances), device=device)
+    v_in = data.draw(st.one_of(arrays(shape=(xbar.n_rows,), elements=st.floats(-2.0, 2.0)),
+                               anything))
+    options = data.draw(st.dictionaries(st.sampled_from(["v_gate", "newton_max_iter"]),
+                                        anything, max_size=1))
+    sol = xbar_error_or_ok(lambda: solve(xbar, v_in, backend=backend, **options))
+    if sol is not None:
+        assert np.all(np.isfinite(sol.column_currents))
