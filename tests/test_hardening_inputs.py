@@ -254,8 +254,11 @@ def invoke(*args: str):
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "-inf"])
-def test_timeout_must_be_finite_and_positive(value) -> None:
+def test_timeout_must_be_finite_and_positive(value, tmp_path) -> None:
     result = invoke("solve", "--random", "3x3", "--backend", "ngspice", "--timeout", value)
+    assert result.exit_code == 2 and "--timeout must be" in result.output
+    Crossbar(G, r_row=1.0, r_col=1.0).save(tmp_path / "spec.json")
+    result = invoke("validate", "--spec", str(tmp_path / "spec.json"), "--timeout", value)
     assert result.exit_code == 2 and "--timeout must be" in result.output
     result = invoke("solve", "--random", "3x3", "--rtol", value if value != "-1" else "nan")
     assert result.exit_code == 2 and "--rtol must be" in result.output
