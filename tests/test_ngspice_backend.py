@@ -419,3 +419,16 @@ def test_xbar_info_and_solve_mode_option() -> None:
                                        "--mode", "bogus"])
     assert result.exit_code == 2 and "bogus" in result.output
     assert runner_module.capabilities("subprocess") is ngspice_capabilities()  # cached
+
+
+@pytest.mark.ngspice
+@skip_without_ngspice
+def test_every_run_has_a_timeout() -> None:
+    from xbar_circuit.backends.ngspice import DEFAULT_TIMEOUT_FLOOR
+
+    sol = solve(Crossbar.random(2, 2, r_row=1.0, r_col=1.0, seed=0), [0.1, 0.2],
+                backend="ngspice", mode="subprocess")
+    assert sol.info["timeout"] == DEFAULT_TIMEOUT_FLOOR
+    sol = solve(Crossbar.random(2, 2, r_row=1.0, r_col=1.0, seed=0), [0.1, 0.2],
+                backend="ngspice", mode="subprocess", timeout=30)
+    assert sol.info["timeout"] == 30.0

@@ -34,7 +34,11 @@ from ..netlists import (
 from ..solution import BackendOutput
 from ..spec import Crossbar
 
-__all__ = ["NgspiceCostWarning", "estimate_seconds", "solve_batch"]
+__all__ = ["DEFAULT_TIMEOUT_FLOOR", "NgspiceCostWarning", "estimate_seconds", "solve_batch"]
+
+DEFAULT_TIMEOUT_FLOOR = 600.0
+"""Seconds: without ``timeout=``, each run may take 20 times its estimated time
+(:func:`~xbar_circuit.netlists.estimate_seconds`), and never less than this."""
 
 
 def _lookup(values: dict[str, float], key: str, deck_path: str | None) -> float:
@@ -107,7 +111,8 @@ def solve_batch(
         ``"shared"`` uses libngspice through PySpice; ``"auto"`` prefers subprocess.
     timeout : float, optional
         Seconds allowed for *each* run; a run that takes longer is killed and
-        :class:`~xbar_circuit.errors.NgspiceTimeoutError` is raised.
+        :class:`~xbar_circuit.errors.NgspiceTimeoutError` is raised. Default: 20 times
+        the run's estimated time, at least :data:`DEFAULT_TIMEOUT_FLOOR` (600 s).
     keep_files : bool, optional
         Subprocess mode: None keeps the temporary deck only when a run fails, True
         always keeps it (paths in ``info["deck_paths"]``), False never keeps it.
@@ -170,6 +175,9 @@ def solve_batch(
     m, n = crossbar.shape
     batch = v_in.shape[0]
     estimate = warn_if_costly(m, n, batch, stacklevel=4, klu=caps.klu)
+    if timeout is None:
+        # Nothing blocks forever: a run gets twenty times its estimate, at least 10 min.
+        timeout = max(DEFAULT_TIMEOUT_FLOOR, 20.0 * estimate_seconds(m, n, caps.klu))
 
     row_v = np.empty((batch, m, n))
     col_v = np.empty((batch, m, n))
@@ -204,6 +212,7 @@ def solve_batch(
         "runs": batch,
         "run_seconds": run_seconds,
         "estimated_seconds": estimate,
+        "timeout": timeout,
         "seconds": time.perf_counter() - start,
     }
     if deck_paths:
