@@ -13,6 +13,9 @@
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
+# Where apt's sources live (overridable so that the parsing below can be tested).
+APT_SOURCES_DIR="${APT_SOURCES_DIR:-/etc/apt/sources.list.d}"
+APT_SOURCES_LIST="${APT_SOURCES_LIST:-/etc/apt/sources.list}"
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""
@@ -45,7 +48,7 @@ apt_mirror_uri() {
     # The first Debian mirror URI the apt sources name for the release suite itself
     # (not -security), from deb822 *.sources files or one-line sources.list entries.
     local codename="$1" file uri
-    for file in /etc/apt/sources.list.d/*.sources; do
+    for file in "$APT_SOURCES_DIR"/*.sources; do
         [ -f "$file" ] || continue
         uri="$(awk -v suite="$codename" '
             /^[[:space:]]*$/ { if (uris != "" && ok) { print uris; exit } uris=""; ok=0; next }
@@ -54,7 +57,7 @@ apt_mirror_uri() {
             END { if (uris != "" && ok) print uris }' "$file" | head -1)"
         if [ -n "$uri" ]; then echo "$uri"; return 0; fi
     done
-    for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    for file in "$APT_SOURCES_LIST" "$APT_SOURCES_DIR"/*.list; do
         [ -f "$file" ] || continue
         uri="$(awk -v suite="$codename" '
             $1 == "deb" { n = 2; if ($2 ~ /^\[/) { while ($n !~ /\]$/) n++; n++ }
@@ -67,7 +70,7 @@ apt_mirror_uri() {
 apt_signed_by() {
     # The Signed-By keyring of the deb822 stanza that names the mirror, if any.
     local uri="$1" file key
-    for file in /etc/apt/sources.list.d/*.sources; do
+    for file in "$APT_SOURCES_DIR"/*.sources; do
         [ -f "$file" ] || continue
         key="$(awk -v uri="$uri" '
             /^[[:space:]]*$/ { if (hit && key != "") { print key; exit } hit=0; key=""; next }
@@ -91,7 +94,7 @@ install_ngspice_with_klu() {
         echo "ngspice: no apt source names a mirror for '$codename'; cannot add $codename-backports" >&2
         return 1
     fi
-    list="/etc/apt/sources.list.d/xbar-${codename}-backports.sources"
+    list="$APT_SOURCES_DIR/xbar-${codename}-backports.sources"
     if [ ! -f "$list" ]; then
         key="$(apt_signed_by "$uri" || true)"
         echo "adding the $codename-backports suite of $uri ($list) for ngspice with KLU"
