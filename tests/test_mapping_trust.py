@@ -381,6 +381,7 @@ def test_torch_analog_layers_gradients_match_finite_differences() -> None:
     torch = pytest.importorskip("torch", reason="torch is optional (pip install torch)")
     from xbar_circuit.mapping import convert_to_analog
 
+    torch.set_num_threads(1)  # tiny layers: threads only add contention
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1, stride=2),
                                 torch.nn.ReLU(), torch.nn.Flatten(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,27 +314,51 @@ def tile_effective_conductance(tile: Tile, circuit: Any, layer: MappedLayer | No
 
 def _tile_response(tile: Tile, circuit: MappingCircuit | None, method: str,
                    layer: MappedLayer | None = None):
-    """Return ``f(V (B, R)) -> I (B, C)`` for a tile."""
+    """Return ``f(V (B, R_real)) -> I (B, C)``: voltages of the real rows only.
+
+    Padded rows sit at 0 V, so they are left out of the product (they matter only to
+    a solve, which gets the full voltage vector).
+    """
+    rows = np.flatnonzero(tile.rows >= 0)
     if circuit is None:
-        g = tile.conductance
+        g = tile.conductance[rows]
         return lambda v: v @ g
     if method == "auto":
         method = "geff" if circuit.is_linear else "solve"
     if method == "geff":
-        g_eff = tile_effective_conductance(tile, circuit, layer)
-        rows = np.flatnonzero(tile.rows >= 0)
-        sub = g_eff[rows]  # padded rows sit at 0 V: skip them in the product
-        return lambda v: v[:, rows] @ sub
+        sub = tile_effective_conductance(tile, circuit, layer)[rows]
+        return lambda v: v @ sub
     if method == "solve":
         xbar = tile_crossbar(tile, circuit, layer)
-        return lambda v: np.atleast_2d(solve(xbar, v, backend=circuit.backend).column_currents)
+        n = tile.shape[0]
+
+        def run(v: np.ndarray) -> np.ndarray:
+            full = np.zeros((v.shape[0], n))
+            full[:, rows] = v
+            return np.atleast_2d(solve(xbar, full, backend=circuit.backend).column_currents)
+
+        return run
     raise MappingError(f"method must be 'auto', 'geff' or 'solve', got {method!r}")
 
 
 def tile_currents(tile: Tile, circuit: Any, v: ArrayLike, layer: MappedLayer | None = None,
                   method: str = "auto") -> np.ndarray:
     """Column currents (B, C) in amperes of a tile driven by row voltages ``v`` (B, R), volts."""
-    return _tile_response(tile, as_circuit(circuit), method, layer)(np.atleast_2d(v))
+    v = np.atleast_2d(np.asarray(v, dtype=np.float64))
+    return _tile_response(tile, as_circuit(circuit), method, layer)(v[:, tile.rows >= 0])
+
+
+def _recombination(layer: MappedLayer, tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(real column indices, output indices, (C_real, O_tile) shift-and-add matrix)."""
+    key = ("recombination", layer.config.bits_per_cell)
+    if key not in tile.cache:
+        real = np.flatnonzero(tile.real_columns)
+        outs, inverse = np.unique(tile.col_output[real], return_inverse=True)
+        r = np.zeros((real.size, outs.size))
+        r[np.arange(real.size), inverse] = tile.polarity * 2.0 ** (
+            layer.config.bits_per_cell * tile.col_slice[real])
+        tile.cache[key] = (real, outs, r)
+    return tile.cache[key]
 
 
 # --------------------------------------------------------------------- readout
@@ -390,10 +415,16 @@ def _full_scale(layer: MappedLayer, tile: Tile, periphery: Periphery) -> np.ndar
 
 
 def _route(layer: MappedLayer, tile: Tile, x_int: np.ndarray) -> np.ndarray:
+    """Integer inputs of every physical row of a tile (0 on padded rows), (B, R)."""
     real = tile.rows >= 0
     xt = np.zeros((x_int.shape[0], tile.rows.size), dtype=np.int64)
     xt[:, real] = x_int[:, tile.rows[real]]
     return xt
+
+
+def _route_real(tile: Tile, x_int: np.ndarray) -> np.ndarray:
+    """Integer inputs of the real rows of a tile, in physical order, (B, R_real)."""
+    return x_int[:, tile.rows[tile.rows >= 0]]
 
 
 def _digit_sums(layer: MappedLayer, tile: Tile, x_int: np.ndarray, response,
@@ -406,7 +437,7 @@ def _digit_sums(layer: MappedLayer, tile: Tile, x_int: np.ndarray, response,
     cfg = layer.config
     periphery = periphery or Periphery()
     g0, dg = cfg.level_array[0], cfg.g_step
-    xt = _route(layer, tile, x_int)
+    xt = _route_real(tile, x_int)
     total = np.zeros((xt.shape[0], tile.shape[1]))
     lo = hi = None
     if periphery.adc_bits is not None and collect is None:
@@ -511,7 +542,7 @@ def calibrate_layer(layer: MappedLayer, x: ArrayLike, circuit: Any, periphery: P
         if periphery.calibration != "none":
             read = _digit_sums(layer, tile, x_int, response,
                                dataclasses.replace(periphery, calibration="none"), tcal)
-            ideal = (_route(layer, tile, x_int) @ tile.digits).astype(np.float64)
+            ideal = (_route_real(tile, x_int) @ tile.digits[tile.rows >= 0]).astype(np.float64)
             tcal.gain, tcal.offset = fit_column_gain(read, ideal,
                                                      periphery.calibration == "gain_offset")
         tiles.append(tcal)
@@ -551,18 +582,60 @@ def integer_output(layer: MappedLayer, x: ArrayLike | QuantizedInputs, circuit: 
     x_int = _int_inputs(layer, x)
     circ = as_circuit(circuit)
     per = _check_periphery(layer, circ, periphery, calibration)
+    linear = circ is None or (circ.is_linear and method in ("auto", "geff"))
+    if linear and cfg.input_mode == "dac" and per.adc_bits is None:
+        # Without an ADC the readout is affine in the inputs: one (K, O) product.
+        w_int, c = _linear_map(layer, circ, per, calibration)
+        return x_int @ w_int + c
     batch, (_, o) = x_int.shape[0], layer.shape
     y = np.zeros((batch, o))
     for index, tile in enumerate(layer.tiles):
         tcal = calibration.tiles[index] if calibration is not None else None
         sums = _digit_sums(layer, tile, x_int, _tile_response(tile, circ, method, layer), per,
                            tcal)
-        real = tile.real_columns
-        weight = tile.polarity * (2.0 ** (cfg.bits_per_cell * tile.col_slice[real]))
-        np.add.at(y.T, tile.col_output[real], (sums[:, real] * weight).T)
+        real, outs, r = _recombination(layer, tile)
+        y[:, outs] += sums[:, real] @ r
     if cfg.offset:
         y -= cfg.offset * x_int.sum(axis=1, keepdims=True)
     return y
+
+
+_LINEAR_MAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _linear_map(layer: MappedLayer, circ: MappingCircuit | None, per: Periphery,
+                calibration: Calibration | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(W_int (K, O), c (O,))`` with ``integer_output = x_int @ W_int + c`` (DAC, no ADC).
+
+    Cached per layer, circuit, offset mode and calibration.
+    """
+    cfg = layer.config
+    key = (circ.cache_key if circ is not None else ("ideal",), per.offset, per.calibration,
+           id(calibration))
+    cache = _LINEAR_MAPS.setdefault(layer, {})
+    if key in cache:
+        return cache[key][1:]
+    g0, dg = cfg.level_array[0], cfg.g_step
+    k, o = layer.shape
+    w = np.zeros((k, o))
+    c = np.zeros(o)
+    for index, tile in enumerate(layer.tiles):
+        g = tile_effective_conductance(tile, circ, layer)
+        m = g - g[:, tile.reference_columns][:, :1] if per.offset == "reference" else g - g0
+        m = m / dg
+        tcal = calibration.tiles[index] if calibration is not None else None
+        if tcal is not None and per.calibration != "none":
+            m = m * tcal.gain
+        real, outs, r = _recombination(layer, tile)
+        rr = np.flatnonzero(tile.rows >= 0)
+        w[np.ix_(tile.rows[rr], outs)] += m[np.ix_(rr, real)] @ r
+        if tcal is not None and per.calibration != "none":
+            c[outs] += tcal.offset[real] @ r
+    if cfg.offset:
+        w -= cfg.offset
+    # The calibration is kept in the entry so that its id cannot be reused while cached.
+    cache[key] = (calibration, w, c)
+    return w, c
 
 
 def layer_output(layer: MappedLayer, x: ArrayLike, circuit: Any = None, *,
@@ -621,26 +694,11 @@ def effective_weights(layer: MappedLayer, circuit: Any = None, *,
         raise MappingError("effective_weights needs input_mode='dac'")
     if per.adc_bits is not None or per.calibration == "gain_offset":
         raise MappingError("an ADC or an offset calibration is not a linear map of the input")
-    g0, dg = cfg.level_array[0], cfg.g_step
-    k, o = layer.shape
-    w = np.zeros((k, o))
-    for index, tile in enumerate(layer.tiles):
-        g = tile_effective_conductance(tile, circ, layer)
-        if per.offset == "reference":
-            m = g - g[:, tile.reference_columns][:, :1]
-        else:
-            m = g - g0
-        m = m / dg
-        if calibration is not None and per.calibration == "gain":
-            m = m * calibration.tiles[index].gain
-        rr = np.flatnonzero(tile.rows >= 0)
-        real = tile.real_columns
-        weight = tile.polarity * (2.0 ** (cfg.bits_per_cell * tile.col_slice[real]))
-        contrib = m[np.ix_(rr, np.flatnonzero(real))] * weight
-        np.add.at(w, (tile.rows[rr][:, None], tile.col_output[real][None, :]), contrib)
-    if cfg.offset:
-        w -= cfg.offset
-    return w * layer.weights.scale[None, :]
+    if circ is not None and not circ.is_linear:
+        raise MappingError("a layer with nonlinear cells has no effective weights (use "
+                           "layer_output, which solves each tile)")
+    w_int, _ = _linear_map(layer, circ, per, calibration)
+    return w_int * layer.weights.scale[None, :]
 
 
 # -------------------------------------------------------------------- metrics
@@ -672,7 +730,8 @@ def _stimulus(layer: MappedLayer, tile: Tile, x_int: np.ndarray | None) -> np.nd
 
 def _nf_from_currents(ideal: np.ndarray, actual: np.ndarray, real: np.ndarray) -> dict[str, Any]:
     ideal, actual = ideal[:, real], actual[:, real]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-zero input vectors
         cols = np.where(ideal > 0, (ideal - actual) / np.where(ideal > 0, ideal, 1.0), np.nan)
         per_input = (np.nanmean(cols, axis=1) if np.any(ideal > 0)
                      else np.array([np.nan]))
@@ -685,14 +744,13 @@ def _nf_from_currents(ideal: np.ndarray, actual: np.ndarray, real: np.ndarray) -
 def _bw_parts(layer: MappedLayer, tile: Tile, ideal: np.ndarray, actual: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """Shift-and-add sums per output channel of one tile: (error, ideal), each (B, O)."""
-    b = layer.config.bits_per_cell
-    real = tile.real_columns
-    weight = 2.0 ** (b * tile.col_slice[real])
+    real, outs, r = _recombination(layer, tile)
+    r = np.abs(r)  # per array: slice weights without the array's polarity
     o = layer.shape[1]
     err = np.zeros((ideal.shape[0], o))
     ref = np.zeros((ideal.shape[0], o))
-    np.add.at(err.T, tile.col_output[real], ((ideal - actual)[:, real] * weight).T)
-    np.add.at(ref.T, tile.col_output[real], (ideal[:, real] * weight).T)
+    err[:, outs] = (ideal - actual)[:, real] @ r
+    ref[:, outs] = ideal[:, real] @ r
     return err, ref
 
 
