@@ -69,3 +69,47 @@ cdef inline double sum_clear(double* acc, Py_ssize_t n) noexcept nogil:
         total += acc[j]
         acc[j] = 0.0
     return total
+
+
+cdef inline double col_solve(const double* r, const double* e, const double* inv, double* z,
+                             double* acc, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """Solve every column chain of an (M, N) array at once, ``z = A_c^{-1} r``; return
+    ``r . z``.
+
+    Column chains are factored from the bottom row (the grounded end) upwards, with
+    ``e[i, j]`` coupling c(i, j) to c(i-1, j). Sweeps run over whole array rows, so the
+    inner loop over the N columns vectorizes; the dot product is accumulated per column
+    in ``acc`` (N zeros on entry and exit).
+    """
+    cdef Py_ssize_t i, j, k
+    k = (m - 1) * n
+    for j in range(n):
+        z[k + j] = r[k + j]
+    for i in range(m - 2, -1, -1):
+        k = i * n
+        for j in range(n):
+            z[k + j] = r[k + j] + e[k + n + j] * z[k + n + j]
+    for j in range(n):
+        z[j] = z[j] * inv[j]
+        acc[j] += r[j] * z[j]
+    for i in range(1, m):
+        k = i * n
+        for j in range(n):
+            z[k + j] = z[k + j] * inv[k + j] + e[k + j] * z[k - n + j]
+            acc[j] += r[k + j] * z[k + j]
+    return sum_clear(acc, n)
+
+
+cdef inline double cg_update(double* x, double* r, const double* p, const double* q,
+                             double alpha, double* acc, Py_ssize_t m,
+                             Py_ssize_t n) noexcept nogil:
+    """The CG update ``x += alpha p``, ``r -= alpha q``; return ``r . r`` (accumulated per
+    column in ``acc``, N zeros on entry and exit)."""
+    cdef Py_ssize_t i, j, k
+    for i in range(m):
+        k = i * n
+        for j in range(n):
+            x[k + j] += alpha * p[k + j]
+            r[k + j] -= alpha * q[k + j]
+            acc[j] += r[k + j] * r[k + j]
+    return sum_clear(acc, n)

@@ -28,6 +28,8 @@ from the grounded end, so that no pivot is computed by cancellation)::
 from libc.math cimport sqrt, isfinite
 from libc.stdlib cimport calloc, free
 
+from _chains cimport cg_update, col_solve, sum_clear
+
 cimport numpy as cnp
 
 cnp.import_array()
@@ -164,42 +166,6 @@ cdef inline void _row_block_solve(double* y, const double* e, const double* inv,
             _row_solve(y + r * n, e + r * n, inv + r * n, n)
 
 
-cdef inline double _sum_clear(double* acc, Py_ssize_t n) noexcept nogil:
-    """Return the sum of ``acc[:n]`` and reset it to zero."""
-    cdef Py_ssize_t j
-    cdef double total = 0.0
-    for j in range(n):
-        total += acc[j]
-        acc[j] = 0.0
-    return total
-
-
-cdef double _col_solve(const double* r, const double* e, const double* inv, double* z,
-                       double* acc, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
-    """Solve every column chain: ``z = A_c^{-1} r``; return ``r . z``.
-
-    Sweeps run over whole rows, so the inner loop over the N columns vectorizes;
-    the dot product is accumulated per column in ``acc`` (zero on entry and exit).
-    """
-    cdef Py_ssize_t i, j, k
-    k = (m - 1) * n
-    for j in range(n):
-        z[k + j] = r[k + j]
-    for i in range(m - 2, -1, -1):
-        k = i * n
-        for j in range(n):
-            z[k + j] = r[k + j] + e[k + n + j] * z[k + n + j]
-    for j in range(n):
-        z[j] = z[j] * inv[j]
-        acc[j] += r[j] * z[j]
-    for i in range(1, m):
-        k = i * n
-        for j in range(n):
-            z[k + j] = z[k + j] * inv[k + j] + e[k + j] * z[k - n + j]
-            acc[j] += r[k + j] * z[k + j]
-    return _sum_clear(acc, n)
-
-
 cdef inline void _q_row(const double* g, const double* p, const double* u, double* q,
                         double* acc, double w_col, double g_last, bint has_prev,
                         bint has_next, Py_ssize_t n) noexcept nogil:
@@ -272,14 +238,14 @@ cdef int _solve_one(const double* G, const double* re, const double* rinv,
         k = i * n
         for j in range(n):
             acc[j] += r[k + j] * r[k + j]
-    fnorm2 = _sum_clear(acc, n)
+    fnorm2 = sum_clear(acc, n)
     rr = fnorm2
 
     if fnorm2 > 0.0:
         if not isfinite(fnorm2):
             status = 2
         else:
-            rz = _col_solve(r, ce, cinv, z, acc, m, n)
+            rz = col_solve(r, ce, cinv, z, acc, m, n)
             beta = 0.0
             status = 0
             while it < max_iter:
@@ -301,25 +267,19 @@ cdef int _solve_one(const double* G, const double* re, const double* rinv,
                         k = (i0 + i) * n
                         _q_row(G + k, p + k, buf + i * n, q + k, acc, w_col, g_last,
                                i0 + i > 0, i0 + i + 1 < m, n)
-                pq = _sum_clear(acc, n)
+                pq = sum_clear(acc, n)
                 if not (pq > 0.0) or not isfinite(pq):
                     status = 2
                     break
                 alpha = rz / pq
-                for i in range(m):
-                    k = i * n
-                    for j in range(n):
-                        xc[k + j] += alpha * p[k + j]
-                        r[k + j] -= alpha * q[k + j]
-                        acc[j] += r[k + j] * r[k + j]
-                rr = _sum_clear(acc, n)
+                rr = cg_update(xc, r, p, q, alpha, acc, m, n)
                 if not isfinite(rr):
                     status = 2
                     break
                 if rr <= rtol * rtol * fnorm2:
                     status = 1
                     break
-                rz_new = _col_solve(r, ce, cinv, z, acc, m, n)
+                rz_new = col_solve(r, ce, cinv, z, acc, m, n)
                 if not (rz_new > 0.0):
                     status = 2
                     break

@@ -36,7 +36,7 @@ from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 
 from _cells cimport cell
-from _chains cimport chain_solve, pivot, series, sum_clear
+from _chains cimport cg_update, chain_solve, col_solve, pivot, series, sum_clear
 
 cnp.import_array()
 
@@ -168,28 +168,6 @@ cdef inline void _collect(double* q, const cnp.uint8_t* link, const cnp.uint8_t*
             q[k] = 0.0
 
 
-cdef double _col_solve(const double* r, const double* e, const double* inv, double* z,
-                       double* acc, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
-    """Solve every column chain, ``z = A_c^{-1} r``; return ``r . z``."""
-    cdef Py_ssize_t i, j, k
-    k = (m - 1) * n
-    for j in range(n):
-        z[k + j] = r[k + j]
-    for i in range(m - 2, -1, -1):
-        k = i * n
-        for j in range(n):
-            z[k + j] = r[k + j] + e[k + n + j] * z[k + n + j]
-    for j in range(n):
-        z[j] = z[j] * inv[j]
-        acc[j] += r[j] * z[j]
-    for i in range(1, m):
-        k = i * n
-        for j in range(n):
-            z[k + j] = z[k + j] * inv[k + j] + e[k + j] * z[k - n + j]
-            acc[j] += r[k + j] * z[k + j]
-    return sum_clear(acc, n)
-
-
 cdef void _rows(double* x, const double* d, const double* xc, const double* br,
                 const double* v, const double* h, const double* re, const double* rinv,
                 Py_ssize_t m, Py_ssize_t n) noexcept nogil:
@@ -240,7 +218,7 @@ cdef int _solve_one(const double* d, const double* wcf, const double* re,
         if not isfinite(fnorm2):
             status = 2
         else:
-            rz = _col_solve(r, ce, cinv, z, acc, m, n)
+            rz = col_solve(r, ce, cinv, z, acc, m, n)
             beta = 0.0
             status = 0
             while it < max_iter:
@@ -269,20 +247,14 @@ cdef int _solve_one(const double* d, const double* wcf, const double* re,
                     status = 2
                     break
                 alpha = rz / pq
-                for i in range(m):
-                    k = i * n
-                    for j in range(n):
-                        xc[k + j] += alpha * p[k + j]
-                        r[k + j] -= alpha * q[k + j]
-                        acc[j] += r[k + j] * r[k + j]
-                rr = sum_clear(acc, n)
+                rr = cg_update(xc, r, p, q, alpha, acc, m, n)
                 if not isfinite(rr):
                     status = 2
                     break
                 if rr <= rtol * rtol * fnorm2:
                     status = 1
                     break
-                rz_new = _col_solve(r, ce, cinv, z, acc, m, n)
+                rz_new = col_solve(r, ce, cinv, z, acc, m, n)
                 if not (rz_new > 0.0):
                     status = 2
                     break

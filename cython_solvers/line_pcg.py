@@ -14,15 +14,13 @@ iteration and every input vector. Memory is O(M·N) per thread.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..spec import Crossbar
 from ._line_pcg import factor_lines, rows_from_columns, solve_lines
+from ._pool import default_max_iter, default_threads, run_chunks
 
 __all__ = [
     "LineFactors",
@@ -33,21 +31,6 @@ __all__ = [
     "row_voltages_from_columns",
     "solve",
 ]
-
-
-def default_threads() -> int:
-    """Default number of worker threads: ``min(2, os.cpu_count())``."""
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-def default_max_iter(n_rows: int, n_cols: int) -> int:
-    """Default CG iteration cap for an M x N array: ``200 + 20 (M + N)``.
-
-    Iterations grow like the square root of the lines' loss ``r·g·N²`` (see
-    ``docs/solver.md``); a cap proportional to the size leaves room for lossy
-    arrays while still stopping a stalled solve.
-    """
-    return 200 + 20 * (int(n_rows) + int(n_cols))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,15 +192,6 @@ def _as_batch(name: str, value: np.ndarray | None, batch: int | None, width: int
     return array
 
 
-def _chunks(batch: int, threads: int) -> list[tuple[int, int]]:
-    """Split ``range(batch)`` into contiguous chunks for ``threads`` workers."""
-    if threads <= 1 or batch <= 1:
-        return [(0, batch)]
-    n_chunks = min(batch, 4 * threads)
-    bounds = np.linspace(0, batch, n_chunks + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
-
-
 def _check_options(rtol: float, max_iter: int, threads: int) -> tuple[float, int, int]:
     rtol = float(rtol)
     if not (math.isfinite(rtol) and 0.0 < rtol < 1.0):
@@ -306,13 +280,7 @@ def solve(
             rtol, max_iter, work,
         )
 
-    chunks = _chunks(batch, threads)
-    if len(chunks) == 1:
-        run(*chunks[0])
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for future in [pool.submit(run, lo, hi) for lo, hi in chunks]:
-                future.result()
+    run_chunks(batch, threads, run)
     return LineSolveResult(row_v, col_v, i_col, i_row, iterations, residual, status)
 
 
@@ -349,11 +317,5 @@ def row_voltages_from_columns(
         rows_from_columns(factors.conductance, factors.row_e, factors.row_inv,
                           factors.g_first, v[lo:hi], xc[lo:hi], out[lo:hi])
 
-    chunks = _chunks(v.shape[0], threads)
-    if len(chunks) == 1:
-        run(*chunks[0])
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for future in [pool.submit(run, lo, hi) for lo, hi in chunks]:
-                future.result()
+    run_chunks(v.shape[0], threads, run)
     return out

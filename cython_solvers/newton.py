@@ -24,8 +24,9 @@ from ..devices import AccessTransistor, Linear, OneS1R, OneT1R, Selector, Sinh
 from ..errors import ConvergenceError
 from ..spec import Crossbar
 from ._devices import eval_cells
+from ._pool import default_max_iter, run_chunks
 from ._structured import newton_many
-from .structured import Chains, Oriented, _run_chunks, default_max_iter
+from .structured import Chains, Oriented
 
 __all__ = ["NEWTON_TOL", "solve_nonlinear"]
 
@@ -274,7 +275,7 @@ def solve_nonlinear(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
         if system is not None:
             cg_its[lo] += system.cg_iterations
 
-    _run_chunks(batch, threads, run)
+    run_chunks(batch, threads, run)
     return {"row_voltages": row_v, "column_voltages": col_v, "column_currents": col_i,
             "newton_iterations": newton_its, "strategy": strategies,
             "cg_iterations": int(cg_its.sum())}

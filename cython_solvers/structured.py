@@ -18,15 +18,13 @@ backend.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..errors import ConvergenceError
 from ..spec import Crossbar
+from ._pool import chunks, default_max_iter, default_threads, run_chunks
 from ._structured import (
     factor,
     group_residual,
@@ -68,35 +66,6 @@ _REFINE_RTOL = 1e-6
 few digits."""
 
 _REFINE_MAX = 4
-
-
-def default_threads() -> int:
-    """Default number of worker threads: ``min(2, os.cpu_count())``."""
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-def default_max_iter(n_rows: int, n_cols: int) -> int:
-    """Default CG iteration cap for an M x N array: ``200 + 20 (M + N)``."""
-    return 200 + 20 * (int(n_rows) + int(n_cols))
-
-
-def chunks(batch: int, threads: int) -> list[tuple[int, int]]:
-    """Split ``range(batch)`` into contiguous chunks for ``threads`` workers."""
-    if threads <= 1 or batch <= 1:
-        return [(0, batch)]
-    n_chunks = min(batch, 4 * threads)
-    bounds = np.linspace(0, batch, n_chunks + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def _run_chunks(batch: int, threads: int, run) -> None:  # type: ignore[no-untyped-def]
-    parts = chunks(batch, threads)
-    if len(parts) == 1:
-        run(*parts[0])
-        return
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for future in [pool.submit(run, lo, hi) for lo, hi in parts]:
-            future.result()
 
 
 def _inverse(resistance: np.ndarray) -> np.ndarray:
@@ -381,7 +350,7 @@ class Chains:
                        out_r, out_c, store, i_col[lo:hi], iterations[lo:hi],
                        residual[lo:hi], status[lo:hi], rtol, cap, work)
 
-        _run_chunks(batch, workers, run)
+        run_chunks(batch, workers, run)
         return ChainSolve(x_r, x_c, i_col, iterations, residual, status)
 
     def rows_from_columns(self, v_row: np.ndarray, x_c: np.ndarray,
@@ -399,7 +368,7 @@ class Chains:
             rows_from_columns(self.d, self.row_e, self.row_inv, self.h, v[lo:hi], xc[lo:hi],
                               out[lo:hi])
 
-        _run_chunks(v.shape[0], default_threads() if threads is None else threads, run)
+        run_chunks(v.shape[0], default_threads() if threads is None else threads, run)
         return out
 
     def residual(self, i_cell: np.ndarray, v: np.ndarray, x_r: np.ndarray,
