@@ -38,7 +38,13 @@ import time
 import warnings
 from collections.abc import Iterator
 
-from xbar_circuit.errors import NgspiceError, NgspiceNotFoundError, NgspiceTimeoutError
+from xbar_circuit.errors import (
+    BackendError,
+    InputError,
+    NgspiceError,
+    NgspiceNotFoundError,
+    NgspiceTimeoutError,
+)
 
 from .deck import check_deck
 from .rawfile import normalize_name, op_values, read_rawfile
@@ -394,13 +400,13 @@ def resolve_mode(mode: str = "auto") -> str:
 
     Raises
     ------
-    ValueError
-        For an unknown mode.
+    BackendError
+        For an unknown mode (a ``ValueError``).
     NgspiceNotFoundError
         If the chosen mode (or, for ``"auto"``, both modes) cannot run here.
     """
     if mode not in MODES:
-        raise ValueError(f"unknown ngspice mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise BackendError(f"unknown ngspice mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "subprocess":
         if find_ngspice() is None:
             raise NgspiceNotFoundError(
@@ -939,7 +945,7 @@ def run_deck(
         If ngspice does not finish within ``timeout`` seconds.
     """
     if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
-        raise ValueError(f"timeout must be a positive, finite number of seconds, got "
+        raise InputError(f"timeout must be a positive, finite number of seconds, got "
                          f"{timeout!r}")
     # Subprocess ngspice splits lines at \n, PySpice's shared mode at everything
     # str.splitlines() knows: a deck with any other separator would read differently
