@@ -159,8 +159,11 @@ def orient(crossbar: Crossbar) -> Oriented:
     wc = np.ones((m, n))
     wc[: m - 1] = _inverse(seg_c[: m - 1])
     gb = _inverse(seg_c[m - 1] + crossbar.r_sense + crossbar.port_resistance)
-    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (g, wr, gl, gr, wc, gb)]
-    return Oriented(*arrays, flip_rows=flip_rows, flip_cols=flip_cols)
+    def c(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float64)
+
+    return Oriented(c(g), c(wr), c(gl), c(gr), c(wc), c(gb), flip_rows=flip_rows,
+                    flip_cols=flip_cols)
 
 
 @dataclasses.dataclass

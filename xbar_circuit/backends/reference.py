@@ -70,10 +70,12 @@ def circuit_graph(crossbar: Crossbar) -> tuple[_Graph, np.ndarray, np.ndarray, n
         return np.array([np.inf if resistance == 0.0 else 1.0 / resistance])
 
     add(graph.source, graph.driver, wire(crossbar.r_driver))
-    add(graph.driver, graph.row[:, 0], wire(crossbar.r_row))
-    add(graph.row[:, :-1], graph.row[:, 1:], wire(crossbar.r_row))
-    add(graph.col[:-1, :], graph.col[1:, :], wire(crossbar.r_col))
-    add(graph.col[-1, :], graph.sense, wire(crossbar.r_col))
+    # The default circuit (the only one built here) has scalar wires.
+    r_row, r_col = float(crossbar.r_row), float(crossbar.r_col)  # type: ignore[arg-type]
+    add(graph.driver, graph.row[:, 0], wire(r_row))
+    add(graph.row[:, :-1], graph.row[:, 1:], wire(r_row))
+    add(graph.col[:-1, :], graph.col[1:, :], wire(r_col))
+    add(graph.col[-1, :], graph.sense, wire(r_col))
     add(graph.sense, graph.vground, wire(crossbar.r_sense))
     add(graph.row, graph.col, crossbar.conductance)
     return graph, np.concatenate(a_list), np.concatenate(b_list), np.concatenate(g_list)
@@ -82,8 +84,8 @@ def circuit_graph(crossbar: Crossbar) -> tuple[_Graph, np.ndarray, np.ndarray, n
 def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: object) -> BackendOutput:
     """Solve the crossbar netlist for a batch of inputs by sparse nodal analysis.
 
-    The default circuit is solved with one SuperLU factorization. Every variant (device models, driver/sense sides, TIA, sense
-    load, per-segment wires) goes through :func:`general_graph` and, for nonlinear
+    The default circuit is solved with one SuperLU factorization. Every variant (device
+    models, driver/sense sides, TIA, sense load, per-segment wires) goes through :func:`general_graph` and, for nonlinear
     cells, a damped Newton-Raphson loop with SciPy sparse LU per iteration, falling
     back to source stepping.
 
