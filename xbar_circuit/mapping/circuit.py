@@ -398,14 +398,6 @@ def _passes(cfg: Any, xt: np.ndarray):
                 yield sign * 2.0**bit, plane * cfg.v_read, cfg.v_read
 
 
-def _analog_signal(tile: Tile, current: np.ndarray, periphery: Periphery) -> np.ndarray:
-    """The quantity the ADC sees: the raw current, or minus the reference column's."""
-    if periphery.offset == "reference":
-        ref = tile.reference_columns
-        return current - current[:, ref][:, :1]
-    return current
-
-
 def _full_scale(layer: MappedLayer, tile: Tile, periphery: Periphery) -> np.ndarray:
     cfg = layer.config
     g = tile.conductance[tile.rows >= 0]
@@ -438,25 +430,33 @@ def _digit_sums(layer: MappedLayer, tile: Tile, x_int: np.ndarray, response,
     periphery = periphery or Periphery()
     g0, dg = cfg.level_array[0], cfg.g_step
     xt = _route_real(tile, x_int)
+    # Only columns that hold weights (and the reference) are read; padding stays 0.
+    cols = np.flatnonzero(tile.real_columns | tile.reference_columns)
+    ref = np.flatnonzero(tile.reference_columns[cols])[:1]
     total = np.zeros((xt.shape[0], tile.shape[1]))
+    part = np.zeros((xt.shape[0], cols.size))
     lo = hi = None
     if periphery.adc_bits is not None and collect is None:
         if periphery.adc_range == "full_scale":
-            hi = _full_scale(layer, tile, periphery)
+            hi = _full_scale(layer, tile, periphery)[cols]
             lo = -hi
         else:
-            lo, hi = tcal.adc_lo, tcal.adc_hi  # type: ignore[union-attr]
+            lo, hi = tcal.adc_lo[cols], tcal.adc_hi[cols]  # type: ignore[union-attr]
     for factor, v, unit in _passes(cfg, xt):
-        signal = _analog_signal(tile, response(v), periphery)
+        current = response(v)[:, cols]
+        signal = current - current[:, ref] if periphery.offset == "reference" else current
         if collect is not None:
-            collect.append(signal)
+            full = np.zeros((signal.shape[0], tile.shape[1]))
+            full[:, cols] = signal
+            collect.append(full)
         elif lo is not None:
             signal = adc_quantize(signal, lo, hi, periphery.adc_bits)  # type: ignore[arg-type]
         if periphery.offset == "digital":
             signal = signal - g0 * v.sum(axis=1, keepdims=True)
-        total += factor * signal / (dg * unit)
+        part += signal * (factor / (dg * unit))
     if tcal is not None and periphery.calibration != "none" and collect is None:
-        total = total * tcal.gain + tcal.offset
+        part = part * tcal.gain[cols] + tcal.offset[cols]
+    total[:, cols] = part
     return total
 
 
