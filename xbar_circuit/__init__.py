@@ -46,7 +46,6 @@ from .devices import (
     device_from_dict,
 )
 from .effective import effective_conductance
-from .factorized import CrossbarSolver, factorize
 from .errors import (
     BackendError,
     ConvergenceError,
@@ -58,6 +57,7 @@ from .errors import (
     SpecError,
     XbarError,
 )
+from .factorized import CrossbarSolver, factorize
 from .periphery import DRIVER_SIDES, SENSE_SIDES, TIA
 from .solution import METRICS, CrossbarSolution
 from .spec import JSON_VERSIONS, Crossbar

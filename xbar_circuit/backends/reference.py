@@ -85,9 +85,9 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: object) -> Back
     """Solve the crossbar netlist for a batch of inputs by sparse nodal analysis.
 
     The default circuit is solved with one SuperLU factorization. Every variant (device
-    models, driver/sense sides, TIA, sense load, per-segment wires) goes through :func:`general_graph` and, for nonlinear
-    cells, a damped Newton-Raphson loop with SciPy sparse LU per iteration, falling
-    back to source stepping.
+    models, driver/sense sides, TIA, sense load, per-segment wires) goes through
+    :func:`general_graph` and, for nonlinear cells, a damped Newton-Raphson loop with
+    SciPy sparse LU per iteration, falling back to source stepping.
 
     Parameters
     ----------
