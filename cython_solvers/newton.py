@@ -231,8 +231,18 @@ def solve_nonlinear(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
         When damped Newton, gmin stepping and source stepping all fail.
     """
     m, n = crossbar.shape
+    if not isinstance(o, Oriented) or np.shape(o.g) != (m, n):
+        raise ValueError(f"the oriented array must be orient(crossbar) of shape {(m, n)}, "
+                         f"got {np.shape(getattr(o, 'g', None))}")
+    v_in = np.ascontiguousarray(v_in, dtype=np.float64)
+    if v_in.ndim != 2 or v_in.shape[1] != m or v_in.shape[0] < 1:
+        raise ValueError(f"v_in must have shape (B, {m}), got {v_in.shape}")
+    if not np.all(np.isfinite(v_in)):
+        raise ValueError("v_in must be finite")
     batch = v_in.shape[0]
     gate_arr = np.zeros(m) if gates is None else np.asarray(gates, dtype=np.float64)
+    if gate_arr.shape != (m,) or not np.all(np.isfinite(gate_arr)):
+        raise ValueError(f"gates must be {m} finite voltages, got shape {gate_arr.shape}")
     cap = default_max_iter(m, n) if max_iter is None else max_iter
     v_s = o.rows_to_solver(np.asarray(v_in, dtype=np.float64))
     row_v = np.empty((batch, m, n))

@@ -391,15 +391,15 @@ class Chains:
         o = self.o
         f_r = np.empty((m, n))
         f_c = np.empty((m, n))
-        kcl_residual(np.ascontiguousarray(i_cell), o.wr, o.gl, o.gr, o.wc, o.gb,
-                     np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(x_r),
-                     np.ascontiguousarray(x_c), f_r, f_c)
+        kcl_residual(_check_array("i_cell", i_cell, (m, n)), o.wr, o.gl, o.gr, o.wc, o.gb,
+                     _check_array("v", v, (m,)), _check_array("x_r", x_r, (m, n)),
+                     _check_array("x_c", x_c, (m, n)), f_r, f_c)
         return f_r, f_c
 
     def grouped(self, f_r: np.ndarray, f_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residuals of the reduced system: merged nodes summed, fixed nodes zeroed."""
-        g_r = np.array(f_r, dtype=np.float64, order="C")
-        g_c = np.array(f_c, dtype=np.float64, order="C")
+        g_r = _check_array("f_r", f_r, self.shape).copy()
+        g_c = _check_array("f_c", f_c, self.shape).copy()
         group_residual(g_r, g_c, self.link_r, self.free_r, self.link_c, self.free_c)
         return g_r, g_c
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from xbar_circuit import TIA, Crossbar, Sinh, effective_conductance, factorize, solve
 from xbar_circuit.backends import nodal
+from xbar_circuit.cython_solvers.newton import solve_nonlinear
 from xbar_circuit.cython_solvers.structured import Chains, Oriented, orient
 
 CONTRACT = 1e-9
@@ -240,6 +241,16 @@ def test_compiled_entry_points_refuse_mismatched_arrays() -> None:
         chains.refactor(np.ones((30, 30)))
     with pytest.raises(ValueError, match="finite"):
         chains.solve(np.full((1, 2), np.nan))
+    with pytest.raises(ValueError, match="shape"):
+        chains.residual(np.zeros((30, 30)), np.zeros(2), np.zeros((2, 2)), np.zeros((2, 2)))
+    tiny = Crossbar.random(2, 2, r_row=1.0, r_col=1.0, device=Sinh(2.0), seed=0)
+    with pytest.raises(ValueError, match="oriented"):
+        solve_nonlinear(tiny, orient(tiny.replace(conductance=np.full((300, 300), 1e-5))),
+                        np.zeros((1, 2)), None, rtol=1e-12, max_iter=None, newton_max_iter=5,
+                        threads=1)
+    with pytest.raises(ValueError, match="v_in"):
+        solve_nonlinear(tiny, orient(tiny), np.zeros((1, 300)), None, rtol=1e-12,
+                        max_iter=None, newton_max_iter=5, threads=1)
 
 
 def test_cli_solves_zero_ohm_lines_with_a_driver_resistance() -> None:
