@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = ["README.md", "docs/getting-started.md", "docs/variability.md", "docs/solver.md",
-          "docs/ngspice.md", "docs/tables.md", "docs/mapping.md", "docs/models.md"]
+          "docs/ngspice.md", "docs/tables.md", "docs/mapping.md", "docs/models.md",
+          "docs/compensation.md"]
 
 
 def _python_blocks(path: Path) -> list[str]:
