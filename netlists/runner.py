@@ -113,14 +113,16 @@ COST_WARNING_CELLS = 64 * 64
 ngspice has no KLU."""
 
 COST_TABLE_KLU: tuple[tuple[int, float], ...] = (
-    (32 * 32, 0.03),
-    (64 * 64, 0.12),
-    (128 * 128, 1.0),
-    (256 * 256, 7.4),
-    (512 * 512, 88.0),
+    (32 * 32, 0.09),
+    (64 * 64, 0.33),
+    (128 * 128, 1.8),
+    (256 * 256, 35.0),
+    (512 * 512, 334.0),
 )
-"""Measured ``.op`` wall times (seconds) of one linear crossbar deck with ``.option klu``:
-ngspice 46 (Debian bookworm-backports, KLU), 2 cores; see docs/ngspice.md."""
+"""Measured ``.op`` wall times (seconds) of one linear crossbar deck with
+``.options klu pivrel=0.5``: ngspice 46 (Debian bookworm-backports), 2 cores shared with
+other jobs (load average 3-7), 2026-12-02; see docs/ngspice.md and
+docs/benchmarks-spice.md. An idle machine takes less."""
 
 COST_WARNING_CELLS_KLU = 256 * 256
 """With KLU, runs above this many cells (M·N > 65536) issue :class:`NgspiceCostWarning`."""
