@@ -106,6 +106,10 @@ EOF
     step "$kind: extras [all,dev] and tests (${tests[*]}), from $run"
     pip_install "$venv/bin/python" -m pip install -q "${dist}[all,dev]"
     cp -r "$ROOT/tests" "$run/tests"
+    # The guides' examples run as tests and read the example sweeps: documents and data
+    # only (no package folder), so nothing here can stand in for the installed package.
+    cp -r "$ROOT/README.md" "$ROOT/docs" "$run/"
+    mkdir -p "$run/validation" && cp -r "$ROOT/validation/sweeps" "$run/validation/"
     cp "$ROOT/pyproject.toml" "$run/pyproject.toml"   # pytest's markers and testpaths only
     (cd "$run" && "$venv/bin/python" -m pytest -q -p no:cacheprovider -ra "${tests[@]}")
     cd "$ROOT"
