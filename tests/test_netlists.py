@@ -270,3 +270,16 @@ def test_importing_netlists_and_ngspice_backend_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_cost_warning_with_klu_only_above_256x256() -> None:
+    from xbar_circuit.netlists import COST_WARNING_CELLS_KLU
+
+    assert COST_WARNING_CELLS_KLU == 256 * 256
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NgspiceCostWarning)
+        warn_if_costly(256, 256, klu=True)
+    with pytest.warns(NgspiceCostWarning, match=r"257x257 .*even with KLU"):
+        warn_if_costly(257, 257, klu=True)
+    # KLU estimates are far below Sparse 1.3's at the same size.
+    assert estimate_seconds(128, 128, klu=True) < estimate_seconds(128, 128) / 10
