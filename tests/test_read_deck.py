@@ -313,3 +313,14 @@ def test_xbar_solve_deck_compare_ngspice(tmp_path: Path, mode: str) -> None:
     comparison = json.loads(result.output)["comparison"]
     assert comparison["agree"] and comparison["names_in_one_only"] == []
     assert comparison["max_node_voltage_difference"] <= 1e-11
+
+
+def test_graph_is_a_networkx_multigraph_of_the_branches(tmp_path: Path) -> None:
+    nx = pytest.importorskip("networkx")
+    net = read_deck(_bridge(tmp_path))
+    graph = net.graph()
+    assert isinstance(graph, nx.MultiGraph)
+    assert set(graph.nodes) == {"0", "n_a", "amp", "b"}
+    kinds = sorted(d["kind"] for _, _, d in graph.edges(data=True))
+    assert kinds == ["e", "i", "r", "r", "r", "r"]
+    assert graph.has_edge("0", "n_a") and nx.is_connected(graph)
