@@ -6,27 +6,50 @@ series; 2: access transistor (``v_th = a``, ``k_n = b``, gate-source voltage ``v
 in series. ``mem_kind`` 0: linear ``g v``; 1: sinh ``g sinh(k v) / k``.
 """
 
-from libc.math cimport sinh, cosh, fabs
+from libc.math cimport exp, expm1, fabs
+
+
+cdef inline void _sinh_cosh(double x, double* sh, double* ch) noexcept nogil:
+    """``sinh(x)`` and ``cosh(x)`` from one ``expm1``: with ``e = expm1(|x|)``,
+    ``sinh|x| = e (e + 2) / (2 (e + 1))`` and ``cosh x = 1 + e² / (2 (e + 1))``, both
+    free of cancellation (``e ≈ |x|`` for small x), at about half the cost of the pair."""
+    cdef double ax = fabs(x)
+    cdef double e, inv
+    if ax > 20.0:
+        # e^-|x| < 2e-9: both are e^|x| / 2 to within a relative 1e-17 (and overflow
+        # only where sinh itself does).
+        e = 0.5 * exp(ax)
+        sh[0] = e if x >= 0.0 else -e
+        ch[0] = e
+        return
+    e = expm1(ax)
+    inv = 0.5 / (e + 1.0)
+    sh[0] = e * (e + 2.0) * inv if x >= 0.0 else -e * (e + 2.0) * inv
+    ch[0] = 1.0 + e * e * inv
 
 
 cdef inline void _memory(int kind, double k, double g, double v, double* i,
                          double* di) noexcept nogil:
     """Memory element: 0 linear g v, 1 sinh g sinh(k v)/k."""
+    cdef double sh, ch
     if kind == 0:
         i[0] = g * v
         di[0] = g
     else:
-        i[0] = g * sinh(k * v) / k
-        di[0] = g * cosh(k * v)
+        _sinh_cosh(k * v, &sh, &ch)
+        i[0] = g * sh / k
+        di[0] = g * ch
 
 
 cdef inline void _first(int kind, double a, double b, double vg, double u, double* i,
                         double* di) noexcept nogil:
     """Series element: 1 selector a sinh(u / b); 2 transistor (v_th = a, k_n = b)."""
     cdef double vov
+    cdef double sh, ch
     if kind == 1:
-        i[0] = a * sinh(u / b)
-        di[0] = (a / b) * cosh(u / b)
+        _sinh_cosh(u / b, &sh, &ch)
+        i[0] = a * sh
+        di[0] = (a / b) * ch
     else:
         vov = vg - a
         if vov > 0.0:

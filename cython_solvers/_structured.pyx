@@ -568,9 +568,13 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
                     if fabs(dc[q]) > step:
                         step = fabs(dc[q])
                 if step <= tol * vmax:
+                    # Apply the last step; the cell currents at the new state follow to
+                    # first order, i(x + dx) = i(x) + di/dv dv, leaving an error quadratic
+                    # in a step below tol * vmax (far below rounding).
                     for q in range(mn):
                         xr[q] += dr[q]
                         xc[q] += dc[q]
+                        icell[q] += d[q] * (dr[q] - dc[q])
                     ok = 1
                     break
                 t = 1.0
@@ -594,7 +598,6 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
             cg_its[bi] = cg_total
             if ok:
                 status[bi] = 1
-                _cells(first, a, b, mem, k, g, xr, xc, &gates[0], inner_max, icell, d, m, n)
                 for j in range(n):
                     i_col[bi, j] = 0.0
                 for q in range(mn):
