@@ -756,6 +756,8 @@ def paper_comparison(results: dict[int, dict[str, Any]], nets: dict[str, Net],
                 for variant in nets[net_name].variants:
                     ev = res["eval"]
                     acc.append((variant, ev[f"mdm|{variant}"] - ev[f"planes_high_first|{variant}"]))
+    deepest = max(nets.values(), key=lambda n: len(n.layers)).name if nets else "none"
+    depth = max((len(n.layers) for n in nets.values()), default=0)
     lines = ["## Comparison with the MDM paper", "",
              f"The paper ({PAPER}) reports the NF reduced by up to 46 % and +3.6 % mean "
              "accuracy under analog distortion on ImageNet ResNets. Against its likely baseline "
@@ -777,8 +779,8 @@ def paper_comparison(results: dict[int, dict[str, Any]], nets: dict[str, Net],
               "the MSB columns farthest from the drivers, so part of MDM's column-NF gain does "
               "not reach the output (compare the two tables above).",
               "- The accuracy gain depends on how much distortion reaches the decision: our "
-              "networks are MNIST/digits models (a residual CNN with 15 convolutions is the "
-              "deepest), not ImageNet ResNets with 1000 classes, where small per-layer errors "
+              f"networks are MNIST/digits models (the deepest, {deepest}, has {depth} mapped "
+              "layers), not ImageNet ResNets with 1000 classes, where small per-layer errors "
               "compound over 20-50 layers and margins are thin.",
               "- Per-column gain/offset calibration, which a real tile needs anyway for the g_off "
               "offset and the ADC range, removes most of the systematic IR-drop error of every "

@@ -329,7 +329,8 @@ def test_map_command(tmp_path) -> None:
     assert bad.exit_code != 0 and "bits_per_cell" in bad.output
 
 
-@pytest.mark.parametrize("name", ["xbar_circuit.mapping.quantize", "xbar_circuit.mapping.layout"])
+@pytest.mark.parametrize("name", ["xbar_circuit.mapping.quantize", "xbar_circuit.mapping.layout",
+                                  "xbar_circuit.mapping.readout"])
 def test_mapping_doctests(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
