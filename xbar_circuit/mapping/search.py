@@ -316,7 +316,8 @@ def search_layer(layer: MappedLayer, circuit: Any, *, tiles: Sequence[int] | Non
         Per tile, as in :func:`search_tile` (tile ``i`` uses seed ``seed + i``).
     workers : int or None
         0 (default): in this process. ``n`` > 0: a local Dask cluster of n processes;
-        None: one per core. Ignored when ``scheduler`` is given.
+        None: one per core. Ignored when ``scheduler`` is given; a single tile is
+        always searched in this process (a cluster would only add start-up time).
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``), as in
         ``xbar calibrate --scheduler``.
@@ -340,7 +341,7 @@ def search_layer(layer: MappedLayer, circuit: Any, *, tiles: Sequence[int] | Non
         raise MappingError(f"x must have shape (B, {layer.shape[0]}), got {np.shape(x)}")
     kwargs = {"x_int": x_int, "objective": objective, "moves": tuple(moves),
               "max_evals": max_evals, "time_limit": time_limit}
-    if scheduler is None and workers == 0:
+    if scheduler is None and (workers == 0 or len(indices) <= 1):
         results = [search_tile(layer, i, circuit, seed=seed + i, **kwargs) for i in indices]
     else:
         results = _run_dask(_strip(layer), indices, circuit, kwargs, seed, workers, scheduler)
