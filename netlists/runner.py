@@ -477,8 +477,19 @@ def _checked_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if not line.lstrip().startswith("Circuit:")]
 
 
+# ngspice reports an overflow in a device equation during a Newton iteration, then
+# recovers by gmin or source stepping; once the stepping says it completed, those lines
+# describe the path to the solution, not a failure of it.
+_RECOVERED = re.compile(r"(gmin|source) stepping completed", re.IGNORECASE)
+_RECOVERED_LINES = re.compile(
+    r"^\s*error:.*out of range|starting .*stepping|stepping completed", re.IGNORECASE)
+
+
 def _failure_lines(output: str) -> list[str]:
-    return [line.strip() for line in _checked_lines(output) if _FAILURE_PATTERNS.search(line)]
+    lines = [line.strip() for line in _checked_lines(output) if _FAILURE_PATTERNS.search(line)]
+    if _RECOVERED.search(output):
+        lines = [line for line in lines if not _RECOVERED_LINES.search(line)]
+    return lines
 
 
 def _first_failure_line(output: str) -> str:
