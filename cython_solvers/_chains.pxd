@@ -20,7 +20,7 @@ of these factors, which the routines below handle exactly:
   whatever right-hand side it carries is ignored (it cannot move a fixed node).
 """
 
-from libc.math cimport isinf
+from libc.math cimport fabs, isinf
 
 
 cdef inline double series(double a, double b) noexcept nogil:
@@ -29,7 +29,10 @@ cdef inline double series(double a, double b) noexcept nogil:
         return b
     if isinf(b):
         return a
-    return a * b / (a + b)
+    # b / (1 + b/a) rather than a b / (a + b): no overflow for conductances past 1e154.
+    if a >= b:
+        return b / (1.0 + b / a) if a > 0.0 else 0.0
+    return a / (1.0 + a / b)
 
 
 cdef inline void pivot(double w, double s, double* e, double* inv) noexcept nogil:
@@ -42,7 +45,7 @@ cdef inline void pivot(double w, double s, double* e, double* inv) noexcept nogi
         inv[0] = 0.0
     else:
         inv[0] = 1.0 / (w + s)
-        e[0] = w * inv[0]
+        e[0] = 1.0 / (1.0 + s / w) if w > 0.0 else 0.0
 
 
 cdef inline void chain_solve(double* y, const double* e, const double* inv,
@@ -113,3 +116,34 @@ cdef inline double cg_update(double* x, double* r, const double* p, const double
             r[k + j] -= alpha * q[k + j]
             acc[j] += r[k + j] * r[k + j]
     return sum_clear(acc, n)
+
+
+cdef inline void port_currents(const double* d, const double* xr, const double* xc,
+                               const double* gport, double gport_all, double* out,
+                               double* mag, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """Current into each column's port (A), from the solved node voltages.
+
+    By Kirchhoff's law it is both the sum of the column's cell currents
+    ``sum_i d (x_r - x_c)`` and the current through the finite port path
+    ``gport x_c[M-1]`` (``gport[j]``, or ``gport_all`` when ``gport`` is NULL; 0 means
+    an ideal path). The sum is used unless it cancels, that is unless its terms are
+    1e4 times larger than the result (cells far stiffer than the port path, where the
+    cell drops are a few ulps of the node voltages); then the port path, whose voltage
+    is large and accurate, gives the current. ``mag``: N doubles of scratch.
+    """
+    cdef Py_ssize_t i, j, k
+    cdef double t, gp
+    for j in range(n):
+        out[j] = 0.0
+        mag[j] = 0.0
+    for i in range(m):
+        k = i * n
+        for j in range(n):
+            t = d[k + j] * (xr[k + j] - xc[k + j])
+            out[j] += t
+            mag[j] += fabs(d[k + j] * xr[k + j]) + fabs(d[k + j] * xc[k + j])
+    k = (m - 1) * n
+    for j in range(n):
+        gp = gport[j] if gport != NULL else gport_all
+        if gp > 0.0 and mag[j] > 1e4 * fabs(out[j]):
+            out[j] = gp * xc[k + j]

@@ -28,7 +28,7 @@ from the grounded end, so that no pivot is computed by cancellation)::
 from libc.math cimport sqrt, isfinite
 from libc.stdlib cimport calloc, free
 
-from _chains cimport cg_update, col_solve, sum_clear
+from _chains cimport cg_update, col_solve, port_currents, series, sum_clear
 
 cimport numpy as cnp
 
@@ -59,11 +59,11 @@ def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_fi
             s = G[i, 0] + g_first
             for j in range(n - 1):
                 if j > 0:
-                    s = G[i, j] + w_row * s / (w_row + s)
+                    s = G[i, j] + series(w_row, s)
                 d = w_row + s
                 row_inv[i, j] = 1.0 / d
                 row_e[i, j] = w_row / d
-            d = G[i, n - 1] + w_row * s / (w_row + s)
+            d = G[i, n - 1] + series(w_row, s)
             row_inv[i, n - 1] = 1.0 / d
             row_e[i, n - 1] = 0.0
         # Column chains, all N at once, from the grounded bottom row upwards.
@@ -81,14 +81,14 @@ def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_fi
             for i in range(m - 2, 0, -1):
                 for j in range(n):
                     s = col_e[i + 1, j]
-                    s = G[i, j] + w_col * s / (w_col + s)
+                    s = G[i, j] + series(w_col, s)
                     d = w_col + s
                     col_e[i + 1, j] = w_col * col_inv[i + 1, j]
                     col_inv[i, j] = 1.0 / d
                     col_e[i, j] = s
             for j in range(n):
                 s = col_e[1, j]
-                d = G[0, j] + w_col * s / (w_col + s)
+                d = G[0, j] + series(w_col, s)
                 col_e[1, j] = w_col * col_inv[1, j]
                 col_inv[0, j] = 1.0 / d
                 col_e[0, j] = 0.0
@@ -365,16 +365,13 @@ def solve_lines(const double[:, ::1] G, const double[:, ::1] row_e,
                 buf, acc, m, n, rtol, max_iter, &it, &res)
             iterations[b] = it
             residual[b] = res
-            for j in range(n):
-                i_col[b, j] = 0.0
             for i in range(m):
                 k = i * n
                 cur = 0.0
                 for j in range(n):
-                    buf[j] = g[k + j] * (xr[k + j] - xc[k + j])
-                    cur += buf[j]
-                    i_col[b, j] += buf[j]
+                    cur += g[k + j] * (xr[k + j] - xc[k + j])
                 i_row[b, i] = cur
+            port_currents(g, xr, xc, NULL, g_last, &i_col[b, 0], buf, m, n)
         free(buf)
 
 

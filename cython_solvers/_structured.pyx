@@ -36,7 +36,7 @@ from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 
 from _cells cimport cell
-from _chains cimport cg_update, chain_solve, col_solve, pivot, series, sum_clear
+from _chains cimport cg_update, chain_solve, col_solve, pivot, port_currents, series, sum_clear
 
 cnp.import_array()
 
@@ -316,12 +316,9 @@ def solve_many(const double[:, ::1] D, const double[:, ::1] wcf,
                 acc, m, n, rtol, max_iter, &it, &res)
             iterations[b] = it
             residual[b] = res
+            port_currents(d, xr, xc, &wcf[m - 1, 0], 0.0, &i_col[b, 0], acc, m, n)
             for j in range(n):
-                i_col[b, j] = 0.0
-            for i in range(m):
-                k = i * n
-                for j in range(n):
-                    i_col[b, j] += d[k + j] * (xr[k + j] - xc[k + j])
+                acc[j] = 0.0
         free(acc)
 
 

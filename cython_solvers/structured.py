@@ -44,7 +44,9 @@ __all__ = [
     "chunks",
     "default_max_iter",
     "default_threads",
+    "STIFFNESS_LIMIT",
     "needs_refinement",
+    "stiffness",
     "orient",
     "refine_solution",
     "solve_sources",
@@ -396,6 +398,21 @@ class Chains:
                      _check_array("x_c", x_c, (m, n)), f_r, f_c)
         return f_r, f_c
 
+    def port_currents(self, x_r: np.ndarray, x_c: np.ndarray) -> np.ndarray:
+        """Column currents (B, N), amperes, of node voltages (B, M, N), by the kernel's rule.
+
+        The sum of the column's cell currents, or, where that sum cancels (its terms
+        1e4 times larger than the result) and the port path is finite, the current
+        through the port path (see ``_chains.port_currents``).
+        """
+        d = self.d
+        cells = np.einsum("ij,bij->bj", d, x_r - x_c)
+        mag = np.einsum("ij,bij->bj", d, np.abs(x_r)) + np.einsum("ij,bij->bj", d,
+                                                                    np.abs(x_c))
+        gport = self.wcf[-1]
+        use_port = (gport > 0.0) & (mag > 1e4 * np.abs(cells))
+        return np.where(use_port, gport * x_c[:, -1, :], cells)
+
     def grouped(self, f_r: np.ndarray, f_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residuals of the reduced system: merged nodes summed, fixed nodes zeroed."""
         g_r = _check_array("f_r", f_r, self.shape).copy()
@@ -438,19 +455,39 @@ def solve_sources(chains: Chains, v_row: np.ndarray, *, store: bool, rtol: float
     return result, steps
 
 
-def needs_refinement(result: ChainSolve, iterations_limit: int = 150) -> bool:
+STIFFNESS_LIMIT = 1e4
+"""Ratio of the stiffest wire coupling to the weakest source or ground path above which
+every solve is refined (milliohm wires behind kilo- or megaohm periphery)."""
+
+
+def stiffness(o: Oriented) -> float:
+    """Largest finite wire conductance over the smallest finite end conductance."""
+    wires = np.concatenate([o.wr[:, :-1].ravel(), o.wc[:-1].ravel()])
+    wires = wires[np.isfinite(wires)]
+    ends = np.concatenate([o.gl, o.gr[o.gr > 0.0], o.gb])
+    ends = ends[np.isfinite(ends)]
+    if wires.size == 0 or ends.size == 0:
+        return 1.0
+    return float(wires.max() / ends.min())
+
+
+def needs_refinement(result: ChainSolve, iterations_limit: int = 150,
+                     stiff: float = 1.0) -> bool:
     """Whether a converged CG solve may miss the contract on some column.
 
     CG stops on the global residual, so a column whose current is small next to the
-    largest one, or a slowly converging (ill-conditioned) solve, can be less accurate
-    than the residual suggests; both are checked by :func:`refine_solution`.
+    largest one, a slowly converging solve, or a system whose wire couplings dwarf its
+    source and ground paths (:func:`stiffness` above :data:`STIFFNESS_LIMIT`), can be
+    less accurate than the residual suggests; all are checked by
+    :func:`refine_solution`.
     """
     i_col = np.abs(result.column_currents)
     scale = i_col.max(axis=1, keepdims=True)
     significant = i_col >= CONTRACT_FLOOR * scale
     smallest = np.where(significant, i_col, np.inf).min(axis=1)
     return bool(np.any(smallest < 1e-3 * scale[:, 0])
-                or int(result.iterations.max(initial=0)) > iterations_limit)
+                or int(result.iterations.max(initial=0)) > iterations_limit
+                or stiff > STIFFNESS_LIMIT)
 
 
 def refine_solution(chains: Chains, v_row: np.ndarray, result: ChainSolve, *,
@@ -495,13 +532,21 @@ def refine_solution(chains: Chains, v_row: np.ndarray, result: ChainSolve, *,
         assert corr.row_voltages is not None and corr.column_voltages is not None
         result.row_voltages[pending[ok]] += corr.row_voltages[ok]
         result.column_voltages[pending[ok]] += corr.column_voltages[ok]
-        result.column_currents[pending[ok]] += corr.column_currents[ok]
+        before = result.column_currents[pending].copy()
+        result.column_currents[pending] = chains.port_currents(
+            result.row_voltages[pending], result.column_voltages[pending])
         i_col = result.column_currents[pending]
-        small = np.abs(corr.column_currents) <= _REFINE_TOL * np.abs(i_col)
+        small = np.abs(i_col - before) <= _REFINE_TOL * np.abs(i_col)
         done = ok & np.all(small | ~_significant(i_col), axis=1)
-        # A correction whose CG cannot make progress is one at rounding level: the
-        # state is as accurate as float64 allows.
-        done |= corr.status != 1
+        if np.any(corr.status == 0):
+            raise ConvergenceError(
+                f"a correction solve of the refinement on the {what} reached its iteration "
+                "cap; the answer could not be brought to the accuracy contract",
+                iterations=int(corr.iterations.max()), residual=float(corr.residual.max()),
+                tolerance=_REFINE_RTOL)
+        # A correction whose CG breaks down (no positive curvature left) is one at
+        # rounding level: the state is as accurate as float64 allows.
+        done |= corr.status == 2
         pending = pending[~done]
     return steps
 

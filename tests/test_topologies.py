@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from xbar_circuit import TIA, Crossbar, Sinh, effective_conductance, factorize, solve
 from xbar_circuit.backends import nodal
 from xbar_circuit.cython_solvers.newton import solve_nonlinear
 from xbar_circuit.cython_solvers.structured import Chains, Oriented, orient
+from xbar_circuit.errors import ConvergenceError
 
 CONTRACT = 1e-9
 FLOOR = 1e-12
@@ -79,7 +80,9 @@ def legal_specs(draw: st.DrawFn, nonlinear: bool = False) -> Crossbar:
                     driver_side=driver_side, sense_side=sense_side, **kwargs)
 
 
-PROPERTY = settings(max_examples=120, deadline=None,
+# Derandomized: CI runs the same examples every time (a new failure is found by raising
+# max_examples locally, not by chance in CI).
+PROPERTY = settings(max_examples=120, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -108,13 +111,19 @@ def test_effective_conductance_equals_per_vector_solves(xbar: Crossbar, seed: in
     np.testing.assert_allclose(v @ g_eff, ref, rtol=1e-9, atol=1e-11 * scale)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(legal_specs(nonlinear=True), st.integers(0, 2**31))
 def test_every_nonlinear_topology_agrees_with_reference_newton(xbar: Crossbar,
                                                                seed: int) -> None:
     v = np.random.default_rng(seed).uniform(0.0, 0.4, size=(2, xbar.n_rows))
     ours = solve(xbar, v)
-    ref = solve(xbar, v, backend="reference")
+    try:
+        ref = solve(xbar, v, backend="reference")
+    except ConvergenceError:
+        # The reference Newton's own stopping test can fail at rounding level (seen on
+        # a 1x1 sinh cell behind 50 ohm); it is no yardstick there.
+        reject()
     scale = float(np.max(np.abs(ref.column_currents))) + 1e-300
     np.testing.assert_allclose(ours.column_currents, ref.column_currents, rtol=1e-6,
                                atol=1e-9 * scale)
@@ -264,3 +273,39 @@ def test_cli_solves_zero_ohm_lines_with_a_driver_resistance() -> None:
                                        "nodal,reference"])
     assert result.exit_code == 0, result.output
     assert "AGREE" in result.output
+
+
+# ------------------------------------------------- closed forms at extreme parameters
+def test_stiff_wire_behind_a_large_load_meets_the_contract() -> None:
+    """One cell in series with a 5 micro-ohm segment and a 400 kohm sense load: the
+    contract holds although the wire is 1e11 times stiffer than the port path."""
+    g, r_wire, r_load, v0 = 2.5e-4, 5e-6, 4e5, 0.55
+    xbar = Crossbar([[g], [0.0]], r_row=0.0, r_col=[[r_wire], [0.0]], sense_load=r_load)
+    exact = v0 / (1.0 / g + r_wire + r_load)
+    current = solve(xbar, [v0, -0.9]).column_currents[0]
+    assert abs(current / exact - 1.0) < CONTRACT
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (3, 1)])
+def test_cells_far_stiffer_than_the_sense_path(shape) -> None:
+    """1 milliohm cells on ideal lines behind 1 Mohm of sense resistance: each column
+    is its sources through M parallel cells into r_sense (closed form)."""
+    m, n = shape
+    g, r_sense = 1e3, 1e6
+    xbar = Crossbar(np.full(shape, g), r_row=0.0, r_col=0.0, r_sense=r_sense)
+    v = np.linspace(0.3, 1.0, m)
+    thevenin, r_th = v.mean(), 1.0 / (m * g)
+    exact = np.full(n, thevenin / (r_th + r_sense))
+    for refine in ("auto", True):
+        current = solve(xbar, v, refine=refine).column_currents
+        np.testing.assert_allclose(current, exact, rtol=CONTRACT)
+
+
+def test_femto_ohm_wires_do_not_overflow_the_factors() -> None:
+    """Resistances of 1e-160 ohm (conductances past the square root of the largest
+    float) on a row driven from the right: both cells see the full source."""
+    xbar = Crossbar([[1e-3, 1e-3]], r_row=[[1e-160, 1e-160]], r_col=1.0, r_driver=1e-160,
+                    driver_side="right")
+    current = solve(xbar, [0.5]).column_currents
+    exact = 0.5 / (1.0 / 1e-3 + 1.0)        # each cell in series with its 1 ohm column
+    np.testing.assert_allclose(current, [exact, exact], rtol=CONTRACT)

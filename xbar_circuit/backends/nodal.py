@@ -224,10 +224,11 @@ class NodalSolver:
     # ------------------------------------------------------------------- solves
     def _refine(self, v_s: np.ndarray, result: Any) -> int:
         """Refine ``result`` (solver orientation, node voltages stored) if needed."""
-        from ..cython_solvers.structured import needs_refinement, refine_solution
+        from ..cython_solvers.structured import needs_refinement, refine_solution, stiffness
 
         refine = self.opts["refine"]
-        if refine is False or (refine == "auto" and not needs_refinement(result)):
+        if refine is False or (refine == "auto" and not needs_refinement(
+                result, stiff=stiffness(self.oriented))):
             return 0
         return refine_solution(self.chains, v_s, result, max_iter=self.opts["max_iter"],
                                threads=self.opts["threads"], what=self.what)
@@ -419,9 +420,11 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
         response (16·M²·N bytes) fits in :data:`EFFECTIVE_MEMORY_LIMIT`.
     refine : {"auto", True, False}, optional
         Iterative refinement on the true Kirchhoff residual after CG. ``"auto"``
-        (default) refines when a column's current is below 1e-3 of the largest or CG
-        needed more than 150 iterations, the cases where the global CG residual does
-        not guarantee every column to 1e-9; ``True`` always, ``False`` never.
+        (default) refines when a column's current is below 1e-3 of the largest, CG
+        needed more than 150 iterations, or the stiffest wire conductance exceeds 1e4
+        times the weakest source or ground path: the cases where the global CG
+        residual does not guarantee every column to 1e-9; ``True`` always, ``False``
+        never.
 
     Returns
     -------
