@@ -40,6 +40,9 @@ DEFAULT_TIMEOUT_FLOOR = 600.0
 """Seconds: without ``timeout=``, each run may take 20 times its estimated time
 (:func:`~xbar_circuit.netlists.estimate_seconds`), and never less than this."""
 
+MAX_TIMEOUT = 7 * 24 * 3600.0
+"""Largest ngspice timeout accepted, seconds (one week)."""
+
 
 def _lookup(values: dict[str, float], key: str, deck_path: str | None) -> float:
     try:
@@ -158,10 +161,13 @@ def solve_batch(
     if timeout is not None:
         try:
             timeout = float(timeout)
-        except (TypeError, ValueError):
-            raise BackendError(f"timeout must be a number of seconds, got {timeout!r}") from None
-        if not timeout > 0:
-            raise BackendError(f"timeout must be > 0 seconds, got {timeout!r}")
+        except (TypeError, ValueError, OverflowError):
+            raise BackendError(f"timeout must be a number of seconds, got "
+                               f"{str(timeout)[:40]!r}") from None
+        # A week bounds any run (and keeps the value inside what the OS timers accept).
+        if not (timeout > 0 and timeout <= MAX_TIMEOUT):
+            raise BackendError(f"timeout must be > 0 and at most {MAX_TIMEOUT:g} seconds, got "
+                               f"{timeout!r}")
     if keep_files not in (None, True, False):
         raise BackendError(f"keep_files must be None, True or False, got {keep_files!r}")
     try:

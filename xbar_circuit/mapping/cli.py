@@ -13,6 +13,7 @@ from typing import Any
 import click
 import numpy as np
 
+from .._validate import load_json
 from ..errors import XbarError
 from .circuit import METRICS, CircuitParams, as_circuit, calibrate_layer, layer_nf, load_lut
 from .io import load_array, load_weights
@@ -243,7 +244,11 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
     try:
         cfg_data: dict[str, Any] = {}
         if config_path:
-            cfg_data = json.loads(Path(config_path).read_text())
+            try:
+                text = Path(config_path).read_bytes()
+            except OSError as exc:
+                raise click.BadParameter(f"cannot read {config_path}: {exc.strerror}") from None
+            cfg_data = load_json(text, f"--config file {config_path}", error=MappingError)
             if not isinstance(cfg_data, dict):
                 raise click.BadParameter("the config must be a JSON object")
         mapping = dict(cfg_data.get("mapping", {}))
