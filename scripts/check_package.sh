@@ -105,12 +105,12 @@ EOF
     # [dev] brings the test suite's own tools (pytest and the cross-checks it uses).
     step "$kind: extras [all,dev] and tests (${tests[*]}), from $run"
     pip_install "$venv/bin/python" -m pip install -q "${dist}[all,dev]"
-    cp -r "$ROOT/tests" "$run/tests"
-    # The guides' examples run as tests and read the example sweeps: documents and data
-    # only (no package folder), so nothing here can stand in for the installed package.
-    cp -r "$ROOT/README.md" "$ROOT/docs" "$run/"
-    mkdir -p "$run/validation" && cp -r "$ROOT/validation/sweeps" "$run/validation/"
-    cp "$ROOT/pyproject.toml" "$run/pyproject.toml"   # pytest's markers and testpaths only
+    # The tracked files of the clone (tests, guides, scripts, example sweeps) without
+    # anything that could stand in for the installed package: the package folders' Python
+    # files and setup.py stay behind; pyproject.toml gives pytest its markers.
+    git -C "$ROOT" ls-files -z | (cd "$ROOT" && tar --null -T - -cf -) | tar -xf - -C "$run"
+    rm -rf "$run/xbar_circuit" "$run/netlists" "$run/cython_solvers" "$run/setup.py"
+    find "$run/validation" -maxdepth 1 -name "*.py" -delete
     (cd "$run" && "$venv/bin/python" -m pytest -q -p no:cacheprovider -ra "${tests[@]}")
     cd "$ROOT"
 }
