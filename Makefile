@@ -26,6 +26,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/topologies.py
 	$(PY) benchmarks/spice.py
 
 validate: setup
