@@ -5,7 +5,6 @@ answer), and requests beyond the machine's memory are refused before allocating.
 from __future__ import annotations
 
 import json
-import time
 import warnings
 
 import numpy as np
@@ -76,14 +75,13 @@ def test_random_refuses_bad_arguments_before_drawing() -> None:
         Crossbar.random(2, True, r_row=1.0, r_col=1.0)
 
 
+@pytest.mark.timeout(60)    # allocating 300 GB first would swap or be killed, not return
 def test_absurd_sizes_are_refused_before_allocating() -> None:
     if available_bytes() is None:
         pytest.skip("the available memory cannot be read on this machine")
-    start = time.perf_counter()
     with pytest.raises(MemoryLimitError, match=r"random 200000x200000 crossbar needs at least "
                                                r".* GiB .* available") as err:
         Crossbar.random(200000, 200000, r_row=1.0, r_col=1.0)
-    assert time.perf_counter() - start < 1.0
     assert err.value.needed >= 3 * 200000**2 * 8 > err.value.available
     assert isinstance(err.value, InputError)
 

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import time
 import tracemalloc
 import warnings
 import zipfile
@@ -198,13 +197,12 @@ seed: 0
 """
 
 
+@pytest.mark.timeout(120)   # expanding the bomb would take minutes and gigabytes
 def test_yaml_alias_bomb_is_refused_at_once(tmp_path) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text(BOMB)
-    start = time.perf_counter()
     with pytest.raises(SweepError, match=r"bomb\.yaml: line 1: YAML anchor .* not accepted"):
         Sweep.from_file(path)
-    assert time.perf_counter() - start < 2.0
     path.write_text("grid: {rows: [4], cols: [4]}\nsamples: &n 2\nseed: *n\n")
     with pytest.raises(SweepError, match="anchor"):
         Sweep.from_file(path)
@@ -213,8 +211,10 @@ def test_yaml_alias_bomb_is_refused_at_once(tmp_path) -> None:
         Sweep.from_file(path)
 
 
+@pytest.mark.timeout(120)
 def test_messages_print_bounded_values() -> None:
-    # Built in Python (no YAML), the value is shared 9 levels deep: 9**9 leaves.
+    # Built in Python (no YAML), the value is shared 9 levels deep: 9**9 leaves, which
+    # an expanding message would take minutes and gigabytes to print (the timeout).
     value: list = ["lol"] * 9
     for _ in range(8):
         value = [value] * 9
@@ -222,11 +222,9 @@ def test_messages_print_bounded_values() -> None:
                    {"inputs": value}, {"device": value}, {"backend": value},
                    {"grid": {**TINY["grid"], "density": [0.5, 0.5, "x" * 10**6]}},
                    {"grid": {**TINY["grid"], "r_row": [1.0, 1.0] * 10**5}}):
-        start = time.perf_counter()
         with pytest.raises(SweepError) as err:
             Sweep.from_dict({**TINY, **change})
         assert len(str(err.value)) < 500, str(err.value)[:600]
-        assert time.perf_counter() - start < 2.0
 
 
 def test_unreadable_sweep_files_are_named(tmp_path) -> None:
