@@ -737,8 +737,9 @@ def _nf_from_currents(ideal: np.ndarray, actual: np.ndarray, real: np.ndarray) -
                      else np.array([np.nan]))
         agg = (ideal - actual).sum(axis=1) / ideal.sum(axis=1)
         rel = np.linalg.norm(actual - ideal, axis=1) / np.linalg.norm(ideal, axis=1)
-    return {"nf": float(np.nanmean(per_input)), "nf_aggregate": float(np.nanmean(agg)),
-            "relative_error": float(np.nanmean(rel)), "column_nf": np.nanmean(cols, axis=0)}
+        return {"nf": float(np.nanmean(per_input)), "nf_aggregate": float(np.nanmean(agg)),
+                "relative_error": float(np.nanmean(rel)),
+                "column_nf": np.nanmean(cols, axis=0)}
 
 
 def _bw_parts(layer: MappedLayer, tile: Tile, ideal: np.ndarray, actual: np.ndarray
