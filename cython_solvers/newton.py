@@ -233,7 +233,7 @@ def solve_nonlinear(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
     m, n = crossbar.shape
     if not isinstance(o, Oriented) or np.shape(o.g) != (m, n):
         raise ValueError(f"the oriented array must be orient(crossbar) of shape {(m, n)}, "
-                         f"got {np.shape(getattr(o, 'g', None))}")
+                         f"got {type(o).__name__} of shape {np.shape(getattr(o, 'g', ()))}")
     v_in = np.ascontiguousarray(v_in, dtype=np.float64)
     if v_in.ndim != 2 or v_in.shape[1] != m or v_in.shape[0] < 1:
         raise ValueError(f"v_in must have shape (B, {m}), got {v_in.shape}")

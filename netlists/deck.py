@@ -449,11 +449,12 @@ def deck_elements(
     for i in range(m):
         previous = driver_node(i)
         for j in range(n):
-            rows.append(_wire(f"row_{i}_{j}", previous, row_node(i, j), crossbar.r_row))
+            rows.append(_wire(f"row_{i}_{j}", previous, row_node(i, j), float(crossbar.r_row)))
             previous = row_node(i, j)
     groups.append((
         f"row wires: drv_i -> r_i_0 -> ... -> r_i_{n - 1}, N = {n} segments of "
-        f"r_row = {format_value(crossbar.r_row)} ohm ({_resistance_note(crossbar.r_row)})",
+        f"r_row = {format_value(float(crossbar.r_row))} ohm "
+        f"({_resistance_note(float(crossbar.r_row))})",
         rows,
     ))
     cells: list[Element] = []
@@ -479,10 +480,11 @@ def deck_elements(
     for j in range(n):
         for i in range(m):
             below = col_node(i + 1, j) if i + 1 < m else sense_node(j)
-            cols.append(_wire(f"col_{i}_{j}", col_node(i, j), below, crossbar.r_col))
+            cols.append(_wire(f"col_{i}_{j}", col_node(i, j), below, float(crossbar.r_col)))
     groups.append((
         f"column wires: c_0_j -> ... -> c_{m - 1}_j -> sns_j, M = {m} segments of "
-        f"r_col = {format_value(crossbar.r_col)} ohm ({_resistance_note(crossbar.r_col)})",
+        f"r_col = {format_value(float(crossbar.r_col))} ohm "
+        f"({_resistance_note(float(crossbar.r_col))})",
         cols,
     ))
     groups.append((

@@ -263,6 +263,9 @@ def _evaluate(tree: ast.AST, params: dict[str, float], where: tuple[str, int], t
         if isinstance(node, ast.Expression):
             return walk(node.body)
         if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                raise DeckParseError("only numbers are allowed in expressions", where[0],
+                                     where[1], token)
             return float(node.value)
         if isinstance(node, ast.Name):
             if node.id in variables:

@@ -548,7 +548,7 @@ def _signals_end_run() -> Iterator[None]:
     is left alone), and only in the main thread, where Python delivers signals; the
     previous handlers are restored when the run ends.
     """
-    saved: list[tuple[int, object]] = []
+    saved: list[tuple[signal.Signals, object]] = []
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(ValueError, OSError):

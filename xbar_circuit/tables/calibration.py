@@ -168,7 +168,9 @@ def _write_point(partial: str, index: int, result: dict[str, np.ndarray]) -> Non
         return
     fd, tmp = tempfile.mkstemp(prefix=f".point-{index:07d}-", suffix=".npz", dir=partial)
     with os.fdopen(fd, "wb") as handle:
-        np.savez(handle, **{k: np.asarray(result[k], dtype=np.float64) for k in _POINT_KEYS})
+        arrays: dict[str, Any] = {k: np.asarray(result[k], dtype=np.float64)
+                                  for k in _POINT_KEYS}
+        np.savez(handle, **arrays)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, final)

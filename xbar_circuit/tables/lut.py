@@ -328,7 +328,7 @@ class LookupTable:
         if hi <= lo:  # uniform array: any g_off of the table will do
             lo = float(self._axes["g_off"][0]) / c
         return {"rows": crossbar.n_rows, "cols": crossbar.n_cols,
-                "r_row": crossbar.r_row / c, "r_col": crossbar.r_col / c,
+                "r_row": float(crossbar.r_row) / c, "r_col": float(crossbar.r_col) / c,
                 "r_driver": crossbar.r_driver / c, "r_sense": crossbar.r_sense / c,
                 "g_on": hi * c, "g_off": lo * c, "density": density, "scale": c}
 
@@ -388,8 +388,8 @@ class LookupTable:
         _check_out_of_range(out_of_range)
         v = self._inputs(crossbar, v_in)
         params = self.crossbar_params(crossbar, g_on=g_on, g_off=g_off)
-        base = model_loss(crossbar.conductance, v, crossbar.r_row, crossbar.r_col,
-                          crossbar.r_driver, crossbar.r_sense)
+        base = model_loss(crossbar.conductance, v, float(crossbar.r_row),
+                          float(crossbar.r_col), crossbar.r_driver, crossbar.r_sense)
         ratio = self._ratio_map_at(params, crossbar.n_rows, crossbar.n_cols, out_of_range)
         return base * ratio
 
@@ -428,8 +428,8 @@ class LookupTable:
             loss = self.predict_attenuation(crossbar, v, out_of_range=out_of_range, g_on=g_on,
                                             g_off=g_off)
             return nf_from_loss(g, v, loss)[0]
-        loss = model_loss(g, v, crossbar.r_row, crossbar.r_col, crossbar.r_driver,
-                          crossbar.r_sense)
+        loss = model_loss(g, v, float(crossbar.r_row), float(crossbar.r_col),
+                          crossbar.r_driver, crossbar.r_sense)
         nf = nf_from_loss(g, v, loss)[0]
         if method == "model":
             return nf
@@ -588,9 +588,9 @@ def _check_handle(handle: Any, path: str, h5py: Any) -> int:
             raise TableError(f"{path}: variable {name!r} declares shape {tuple(data.shape)} but "
                              f"the table's sweep implies {shape}")
         if data.dtype.kind not in kinds:
-            wanted = "floats" if kinds == "f" else "integers"
+            stored = "floats" if kinds == "f" else "integers"
             raise TableError(f"{path}: variable {name!r} has dtype {data.dtype}; a lookup "
-                             f"table stores {wanted} there")
+                             f"table stores {stored} there")
     foreign = 0
     for name, data in datasets.items():
         if name in layout or name in ("map_row", "map_col"):

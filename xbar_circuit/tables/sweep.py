@@ -138,7 +138,7 @@ def _yaml_load(text: str, path: str) -> Any:
     """
     from .._optional import import_optional
 
-    yaml = import_optional("yaml", "reading a YAML sweep file")
+    yaml: Any = import_optional("yaml", "reading a YAML sweep file")
 
     class NoAliasLoader(yaml.SafeLoader):
         def compose_node(self, parent: Any, index: Any) -> Any:
