@@ -153,9 +153,38 @@ def _build_spec(spec_path: str | None, random_size: str | None, seed: int, r_row
         from .presets import get_preset
 
         chosen = get_preset(preset)
+        explicit = _explicit_options("r_row", "r_col", "r_driver", "r_sense", "g_min", "g_max")
+        if explicit:
+            raise click.UsageError(
+                f"--preset {preset} sets the wires and conductances; it conflicts with "
+                f"{', '.join(explicit)} (drop those options, or --preset)")
         return chosen.crossbar(rows, cols, density=density, seed=seed)
     return Crossbar.random(rows, cols, r_row=r_row, r_col=r_col, r_driver=r_driver,
                            r_sense=r_sense, g_min=g_min, g_max=g_max, density=density, seed=seed)
+
+
+def _explicit_options(*names: str) -> list[str]:
+    """The options among ``names`` that the command line set (not left at their default)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return []
+    return [f"--{name.replace('_', '-')}" for name in names
+            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+
+
+def _preset_inputs(v_in: str, preset: str | None) -> str:
+    """``--v-in``, or the preset's read voltage when a preset is used and --v-in is not
+    given (said on standard error)."""
+    if preset is None or _explicit_options("v_in"):
+        return v_in
+    from .presets import get_preset
+
+    volts = get_preset(preset).v_read
+    click.echo(f"--preset {preset}: inputs at its read voltage {volts:g} V (set --v-in to "
+               "change)", err=True)
+    return repr(volts)
 
 
 def _spec_options(func):
@@ -184,8 +213,8 @@ def _spec_options(func):
                      help="Input volts on every row, or a .npy/.json/.txt file of M values."),
         click.option("--preset", default=None, metavar="NAME",
                      help="With --random: wires and ON/OFF conductances of a cited preset "
-                          "(aihwkit_ir_drop, neurosim_rram_40nm, rram_10k_ratio10); "
-                          "overrides --r-*/--g-*."),
+                          "(aihwkit_ir_drop, neurosim_rram_40nm, rram_10k_ratio10), inputs at "
+                          "its read voltage unless --v-in is given; refuses --r-*/--g-*."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -244,7 +273,8 @@ def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_m
     try:
         xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
                            g_max, density, preset)
-        volts = validate_inputs(xbar, _load_inputs(v_in, xbar.n_rows))[0][0]
+        volts = validate_inputs(xbar, _load_inputs(_preset_inputs(v_in, preset),
+                                                   xbar.n_rows))[0][0]
         deck = write_deck(xbar, volts)
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
@@ -376,7 +406,7 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
     try:
         xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
                            g_max, density, preset)
-        volts = _load_inputs(v_in, xbar.n_rows)
+        volts = _load_inputs(_preset_inputs(v_in, preset), xbar.n_rows)
         if save_spec:
             _write(save_spec, "the spec", xbar.save)
         names = [backend] if compare is None else [b.strip() for b in compare.split(",")]
