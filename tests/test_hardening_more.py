@@ -59,3 +59,55 @@ def test_preset_inputs_default_to_its_read_voltage() -> None:
     expected = solve(xbar, np.full(6, 0.1), backend="reference").column_currents
     np.testing.assert_allclose(report["backends"]["reference"]["column_currents"], expected,
                                rtol=1e-12)
+
+
+# --------------------------------------------------------------- Dask as users run it
+SMALL_SWEEP = {"grid": {"rows": [4], "cols": [4, 5], "r_row": [1.0], "r_col": [1.0],
+                        "g_on": [1e-4], "g_off": [1e-6], "density": [0.5]},
+               "samples": 2, "seed": 5, "map_max": 4}
+
+
+def _table(path) -> dict[str, np.ndarray]:
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return {name: np.asarray(ds[name].values) for name in ds.data_vars}
+
+
+@pytest.mark.timeout(60)
+def test_unreachable_scheduler_fails_fast_with_a_named_error(tmp_path, monkeypatch) -> None:
+    from xbar_circuit.tables import Sweep, calibrate
+    from xbar_circuit.tables.calibration import TableError
+
+    sweep = Sweep.from_dict(SMALL_SWEEP)
+    with pytest.raises(TableError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0"):
+        calibrate(sweep, tmp_path / "a.nc", scheduler="tcp://127.0.0.1:9", progress=False,
+                  ngspice_check=False)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:9")
+    with pytest.raises(TableError, match=r"127\.0\.0\.1:9"):
+        calibrate(sweep, tmp_path / "b.nc", progress=False, ngspice_check=False)
+    # An explicit worker count is a local run: the environment does not redirect it.
+    result = calibrate(sweep, tmp_path / "c.nc", workers=0, progress=False,
+                       ngspice_check=False)
+    assert result.workers == 0
+
+
+@pytest.mark.timeout(120)
+def test_small_sweeps_run_serially_and_a_client_is_accepted(tmp_path) -> None:
+    from distributed import Client, LocalCluster
+
+    from xbar_circuit.tables import Sweep, calibrate
+
+    sweep = Sweep.from_dict(SMALL_SWEEP)
+    serial = calibrate(sweep, tmp_path / "serial.nc", progress=False, ngspice_check=False)
+    assert serial.workers == 0                # default workers, 4 samples: no cluster
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        remote = calibrate(sweep, tmp_path / "client.nc", scheduler=client, progress=False,
+                           ngspice_check=False)
+        assert remote.workers == 1
+        assert client.status == "running"       # the caller's client is left open
+    a, b = _table(tmp_path / "serial.nc"), _table(tmp_path / "client.nc")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])

@@ -274,7 +274,7 @@ def calibrate(
     output: str | os.PathLike[str],
     *,
     workers: int | None = None,
-    scheduler: str | None = None,
+    scheduler: Any = None,
     progress: bool = True,
     ngspice_check: bool = True,
     on_point: Callable[[int, int], None] | None = None,
@@ -292,9 +292,14 @@ def calibrate(
     workers : int, optional
         Number of single-threaded worker processes of a local Dask cluster. ``0`` runs
         serially in this process without Dask. Default: a local cluster with one worker
-        per core. Ignored when ``scheduler`` is given.
-    scheduler : str, optional
-        Address of a running Dask scheduler (``tcp://host:8786``) to use instead.
+        per core, or serial when the sweep has fewer than :data:`SERIAL_BELOW` samples to
+        compute. Ignored when ``scheduler`` is given.
+    scheduler : str or distributed.Client, optional
+        Address of a running Dask scheduler (``tcp://host:8786``), or a connected
+        ``distributed.Client``, to use instead (default: the ``DASK_SCHEDULER_ADDRESS``
+        environment variable when ``workers`` is not given). Its workers need
+        xbar-circuit installed. An address that does not answer within
+        :data:`CONNECT_TIMEOUT` seconds raises :class:`TableError`.
     progress : bool
         Show a progress bar (points done and time left).
     ngspice_check : bool
@@ -318,9 +323,11 @@ def calibrate(
         different sweep.
     """
     workers = _check_workers(workers)
-    if scheduler is not None and not isinstance(scheduler, str):
-        raise TableError(f"scheduler must be an address string such as tcp://host:8786, "
-                         f"got {short_repr(scheduler)}")
+    if scheduler is None and workers is None:
+        scheduler = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if scheduler is not None and not (isinstance(scheduler, str) or _is_client(scheduler)):
+        raise TableError(f"scheduler must be an address string such as tcp://host:8786 or a "
+                         f"distributed.Client, got {short_repr(scheduler)}")
     if not isinstance(sweep, Sweep):
         if not isinstance(sweep, (str, os.PathLike)):
             raise SweepError(f"sweep must be a Sweep or the path of a sweep file, got "
@@ -349,8 +356,11 @@ def calibrate(
         if on_point is not None:
             on_point(count, sweep.n_points)
 
+    # A local cluster costs seconds to start: a small sweep is faster in this process.
+    serial = workers == 0 or (workers is None and scheduler is None
+                              and len(todo) * sweep.samples < SERIAL_BELOW)
     try:
-        if todo and scheduler is None and workers == 0:
+        if todo and scheduler is None and serial:
             for index in todo:
                 finished(index, compute_point(sweep_json, index))
         elif todo:
@@ -371,8 +381,20 @@ def compute_points(sweep_json: str, indices: list[int]) -> list[tuple[int, dict[
     return [(index, compute_point(sweep_json, index)) for index in indices]
 
 
+CONNECT_TIMEOUT = 5
+"""Seconds to wait for a Dask scheduler to answer before giving up."""
+
+SERIAL_BELOW = 64
+"""Default ``workers``: sweeps with fewer samples to compute run in this process."""
+
+
+def _is_client(value: Any) -> bool:
+    """Whether ``value`` is a connected ``distributed.Client`` (duck-typed)."""
+    return all(callable(getattr(value, name, None)) for name in ("submit", "scheduler_info"))
+
+
 def _run_dask(sweep: Sweep, sweep_json: str, todo: list[int], workers: int | None,
-              scheduler: str | None, finished: Callable[[int, dict[str, np.ndarray]], None]
+              scheduler: Any, finished: Callable[[int, dict[str, np.ndarray]], None]
               ) -> int:
     from .._optional import import_optional
 
@@ -382,7 +404,10 @@ def _run_dask(sweep: Sweep, sweep_json: str, todo: list[int], workers: int | Non
     as_completed = distributed.as_completed
 
     cluster = None
-    if scheduler is None:
+    own_client = True
+    if _is_client(scheduler):
+        client, own_client = scheduler, False
+    elif scheduler is None:
         n = workers if workers is not None else (os.cpu_count() or 1)
         # The statistical profiler samples worker threads every 10 ms; it slowed these
         # short numeric tasks by up to 2x on 2 cores, so local workers run without it.
@@ -391,7 +416,12 @@ def _run_dask(sweep: Sweep, sweep_json: str, todo: list[int], workers: int | Non
                                    dashboard_address=":0")
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s")
+        except (OSError, TimeoutError) as exc:
+            raise TableError(f"cannot reach the Dask scheduler at {scheduler} within "
+                             f"{CONNECT_TIMEOUT} s ({type(exc).__name__}); is it running? "
+                             "(--serial computes without Dask)") from None
     try:
         n_workers = len(client.scheduler_info().get("workers", {}))
         # Chunks of a few points amortize the per-task overhead while leaving enough
@@ -407,7 +437,8 @@ def _run_dask(sweep: Sweep, sweep_json: str, todo: list[int], workers: int | Non
             future.release()
         return n_workers
     finally:
-        client.close()
+        if own_client:
+            client.close()
         if cluster is not None:
             cluster.close()
 
