@@ -97,23 +97,25 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: object) -> Back
         Validated source voltages in volts.
     v_gate : float or array_like (M,), optional
         Gate-line voltages of gated (1T1R) cells, volts.
-    max_iter : int, optional
-        Newton iteration cap per input vector (default 100).
+    newton_max_iter : int, optional
+        Newton iteration cap per input vector (default 100), the same option name as the
+        ``"nodal"`` backend's Newton cap (its ``max_iter`` caps CG iterations, which this
+        direct solver does not have).
 
     Returns
     -------
     BackendOutput
     """
-    unknown = sorted(set(options) - {"v_gate", "max_iter"})
+    unknown = sorted(set(options) - {"v_gate", "newton_max_iter"})
     if unknown:
         raise BackendError(f"unknown option(s) for backend 'reference': {', '.join(unknown)}; "
-                           "known: v_gate, max_iter")
+                           "known: v_gate, newton_max_iter")
     gates = crossbar.gate_voltages(options.get("v_gate"))
     if not crossbar.is_default_topology:
-        max_iter = options.get("max_iter", 100)
+        max_iter = options.get("newton_max_iter", 100)
         if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) \
                 or max_iter < 1:
-            raise BackendError(f"max_iter must be a positive integer, got {max_iter!r}")
+            raise BackendError(f"newton_max_iter must be a positive integer, got {max_iter!r}")
         return _solve_general(crossbar, v_in, gates, int(max_iter))
     start = time.perf_counter()
     graph, a, b, g = circuit_graph(crossbar)
