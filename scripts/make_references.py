@@ -13,7 +13,7 @@ a regenerated corpus must agree with the old one to rounding level.
 
 Usage::
 
-    python -m xbar_circuit.validation.make_references [CASE ...]
+    python scripts/make_references.py [--output DIR] [CASE ...]
 
 With case names, only those cases are simulated again; the others keep their files
 and manifest entries.
@@ -38,11 +38,10 @@ from xbar_circuit.netlists import (
     run_deck,
     write_deck,
 )
+from xbar_circuit.validation.cases import CASES, case_by_name
+from xbar_circuit.validation.corpus import load_manifest, write_manifest, write_reference
 
-from .cases import CASES, case_by_name
-from .corpus import REFERENCE_DIR, load_manifest, write_manifest, write_reference
-
-COMMAND = "make references  (python -m xbar_circuit.validation.make_references)"
+COMMAND = "make references  (python scripts/make_references.py)"
 
 
 def _values(raw: Path) -> dict[str, float] | None:
@@ -81,11 +80,19 @@ def compare_values(old: dict[str, float], new: dict[str, float]) -> dict[str, fl
     return result
 
 
-def main(argv: list[str] | None = None, directory: Path = REFERENCE_DIR) -> int:
+REPOSITORY_REFERENCES = Path(__file__).resolve().parent.parent / "validation" / "references"
+"""The corpus folder of this repository (never the installed package's copy)."""
+
+
+def main(argv: list[str] | None = None) -> int:
     """Simulate the cases with ngspice and store the results. Returns an exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", help="only these cases (default: all)")
+    parser.add_argument("--output", type=Path, default=REPOSITORY_REFERENCES,
+                        help="corpus folder to write (default: validation/references of "
+                             "this repository)")
     args = parser.parse_args(argv)
+    directory: Path = args.output
     only = {case_by_name(name).name for name in args.cases}
     directory.mkdir(parents=True, exist_ok=True)
     caps = ngspice_capabilities()
