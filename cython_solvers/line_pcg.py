@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from .._validate import check_int
 from ..spec import Crossbar
 from ._line_pcg import factor_lines, rows_from_columns, solve_lines
 from ._pool import default_max_iter, default_threads, run_chunks
@@ -196,11 +197,8 @@ def _check_options(rtol: float, max_iter: int, threads: int) -> tuple[float, int
     rtol = float(rtol)
     if not (math.isfinite(rtol) and 0.0 < rtol < 1.0):
         raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
-    if isinstance(max_iter, bool) or int(max_iter) != max_iter or int(max_iter) < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if isinstance(threads, bool) or int(threads) != threads or int(threads) < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    return rtol, int(max_iter), int(threads)
+    return (rtol, check_int("max_iter", max_iter, 1, 2**31 - 1),
+            check_int("threads", threads, 1, 2**31 - 1))
 
 
 def solve(

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_int
 from ..errors import BackendError
 from ..solution import BackendOutput
 from ..spec import Crossbar
@@ -102,11 +103,7 @@ def check_converged(result: Any, rtol: float, max_iter: int, what: str) -> None:
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise BackendError(f"{name} must be a positive integer, got {value!r}")
-    if value > _INT_CAP:
-        raise BackendError(f"{name} must be at most {_INT_CAP}, got {value!r}")
-    return int(value)
+    return check_int(name, value, 1, _INT_CAP, error=BackendError)
 
 
 def _parse_options(options: dict[str, Any], m: int, n: int) -> dict[str, Any]:

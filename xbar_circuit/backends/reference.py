@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
+from .._validate import check_int
 from ..errors import BackendError, ConvergenceError, SpecError
 from ..solution import BackendOutput
 from ..spec import Crossbar
@@ -112,11 +113,9 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: object) -> Back
                            "known: v_gate, newton_max_iter")
     gates = crossbar.gate_voltages(options.get("v_gate"))
     if not crossbar.is_default_topology:
-        max_iter = options.get("newton_max_iter", 100)
-        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) \
-                or max_iter < 1:
-            raise BackendError(f"newton_max_iter must be a positive integer, got {max_iter!r}")
-        return _solve_general(crossbar, v_in, gates, int(max_iter))
+        max_iter = check_int("newton_max_iter", options.get("newton_max_iter", 100), 1, 2**31 - 1,
+                             error=BackendError)
+        return _solve_general(crossbar, v_in, gates, max_iter)
     start = time.perf_counter()
     graph, a, b, g = circuit_graph(crossbar)
     g_cells = crossbar.conductance
