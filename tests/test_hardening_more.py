@@ -111,3 +111,50 @@ def test_small_sweeps_run_serially_and_a_client_is_accepted(tmp_path) -> None:
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+# -------------------------------------------------------- xbar map: any option, no crash
+@pytest.mark.timeout(600)
+def test_map_options_either_work_or_give_a_clean_error(tmp_path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    weights = tmp_path / "w.npy"
+    np.save(weights, np.random.default_rng(0).normal(size=(12, 6)))
+    texts = st.sampled_from(["8x8", "4x4", "0x4", "axb", "8", "-4x4", "1e9x1e9", "8x8x8",
+                             "2147483648x2"])
+    numbers = st.sampled_from(["0", "-1", "1", "3", "16", "nan", "inf", "1e-4", "x", "1e400"])
+    layouts = st.sampled_from(["naive", "mdm", "naive,mdm", "bogus", ",", "mdm,mdm"])
+    configs = st.sampled_from(['{}', '[]', '{"mapping": {"weight_bits": "x"}}',
+                               '{"mapping": {"tile_rows": 0}}', '{"circuit": {"r_row": -1}}',
+                               '{"layouts": 5}', '{"mapping": 7}', 'null', '1' * 5000])
+
+    outcomes: list[int] = []
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow,
+                                     HealthCheck.function_scoped_fixture])
+    @given(tile=texts, bits=numbers, g_on=numbers, r_row=numbers, lay=layouts,
+           config=st.one_of(st.none(), configs))
+    def check(tile, bits, g_on, r_row, lay, config) -> None:
+        args = ["map", str(weights), "--tile", tile, "--bits", bits, "--g-on", g_on,
+                "--r-row", r_row, "--layouts", lay, "--serial", "-o", str(tmp_path / "out")]
+        if config is not None:
+            path = tmp_path / "config.json"
+            path.write_text(config)
+            args += ["--config", str(path)]
+        result = CliRunner().invoke(main, args)
+        outcomes.append(result.exit_code)
+        # Exit 0, or a Click error (1 or 2) with a message: never an uncaught exception.
+        assert result.exit_code in (0, 1, 2), result.output
+        if result.exit_code != 0:
+            assert result.exception is None or isinstance(result.exception, SystemExit), (
+                args, repr(result.exception))
+            assert "Error" in result.output
+
+    check()
+    # The options drawn are mostly bad; a plain valid run must still map.
+    valid = CliRunner().invoke(main, ["map", str(weights), "--tile", "8x8", "--bits", "3",
+                                      "--serial", "-o", str(tmp_path / "ok")])
+    assert valid.exit_code == 0, valid.output
+    assert 2 in outcomes                        # usage errors were exercised
