@@ -158,3 +158,39 @@ def test_map_options_either_work_or_give_a_clean_error(tmp_path) -> None:
                                       "--serial", "-o", str(tmp_path / "ok")])
     assert valid.exit_code == 0, valid.output
     assert 2 in outcomes                        # usage errors were exercised
+
+
+@pytest.mark.timeout(600)
+def test_validate_options_either_work_or_give_a_clean_error(tmp_path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    spec = tmp_path / "spec.json"
+    Crossbar.random(4, 3, r_row=1.0, r_col=1.0, seed=1).save(spec)
+    not_json = tmp_path / "bad.json"
+    not_json.write_text("{")
+    outcomes: list[int] = []
+
+    @settings(max_examples=25, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow,
+                                     HealthCheck.function_scoped_fixture])
+    @given(backends=st.lists(st.sampled_from(["nodal", "reference", "bogus", ""]),
+                             max_size=2),
+           spec_file=st.sampled_from([None, str(spec), str(not_json)]),
+           v_in=st.sampled_from(["0.2", "x", "1e400", "nan", "-0.1", "[0.1, 0.2]"]),
+           timeout=st.sampled_from([None, "0", "-1", "inf", "1e300", "x", "30"]),
+           mode=st.sampled_from(["auto", "subprocess", "shared", "bogus"]))
+    def check(backends, spec_file, v_in, timeout, mode) -> None:
+        args = ["validate", *backends, "--quick", "--mode", mode, "--v-in", v_in]
+        if spec_file is not None:
+            args += ["--spec", spec_file]
+        if timeout is not None:
+            args += ["--timeout", timeout]
+        result = CliRunner().invoke(main, args)
+        outcomes.append(result.exit_code)
+        assert result.exit_code in (0, 1, 2), result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            args, repr(result.exception))
+
+    check()
+    assert 2 in outcomes                        # usage errors were exercised
