@@ -60,6 +60,7 @@ mdm-study-lut: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 # The documentation site (Sphinx, warnings are errors; the tutorial notebook is executed).
 # Its tools are the [docs] extra of pyproject.toml, installed beside the editable package.

@@ -91,8 +91,9 @@ class CircuitParams:
 
     def crossbar(self, conductance: ArrayLike) -> Crossbar:
         """The :class:`Crossbar` of a conductance matrix under these parasitics."""
-        return Crossbar(conductance, r_row=self.r_row, r_col=self.r_col,
-                        r_driver=self.r_driver, r_sense=self.r_sense)
+        # Crossbar validates any array-like (and refuses booleans or text by name).
+        return Crossbar(conductance, r_row=self.r_row,  # type: ignore[arg-type]
+                        r_col=self.r_col, r_driver=self.r_driver, r_sense=self.r_sense)
 
     def circuit(self) -> MappingCircuit:
         """The equivalent :class:`MappingCircuit` (default linear circuit)."""
@@ -218,8 +219,10 @@ class MappingCircuit:
         if self.sigma > 0:
             xbar = lognormal_variability(xbar, self.sigma, seed=rng)
         if self.p_stuck_on > 0 or self.p_stuck_off > 0:
-            xbar = stuck_at_faults(xbar, self.p_stuck_on, self.p_stuck_off, g_on=g_on,
-                                   g_off=g_off, seed=rng)
+            faulty = stuck_at_faults(xbar, self.p_stuck_on, self.p_stuck_off, g_on=g_on,
+                                     g_off=g_off, seed=rng)
+            assert isinstance(faulty, Crossbar)      # no mask asked for
+            xbar = faulty
         return xbar
 
     def to_dict(self) -> dict[str, Any]:
@@ -435,13 +438,15 @@ def _digit_sums(layer: MappedLayer, tile: Tile, x_int: np.ndarray, response,
     ref = np.flatnonzero(tile.reference_columns[cols])[:1]
     total = np.zeros((xt.shape[0], tile.shape[1]))
     part = np.zeros((xt.shape[0], cols.size))
-    lo = hi = None
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
     if periphery.adc_bits is not None and collect is None:
         if periphery.adc_range == "full_scale":
             hi = _full_scale(layer, tile, periphery)[cols]
             lo = -hi
         else:
-            lo, hi = tcal.adc_lo[cols], tcal.adc_hi[cols]  # type: ignore[union-attr]
+            lo = tcal.adc_lo[cols]  # type: ignore[union-attr,index]
+            hi = tcal.adc_hi[cols]  # type: ignore[union-attr,index]
     for factor, v, unit in _passes(cfg, xt):
         current = response(v)[:, cols]
         signal = current - current[:, ref] if periphery.offset == "reference" else current
@@ -852,8 +857,8 @@ def lut_tile_nf(lut: Any, layer: MappedLayer, tile: Tile, crossbar: Crossbar | N
     scalar = lut.predict_nf(xbar, v, method="scalar", out_of_range="ignore")
     model = lut.predict_nf(xbar, v, method="model")
     kappa = scalar / model if (np.isfinite(model) and model > 0) else 1.0
-    loss = model_loss(xbar.conductance, v, xbar.r_row, xbar.r_col, xbar.r_driver,
-                      xbar.r_sense)
+    loss = model_loss(xbar.conductance, v, float(xbar.r_row), float(xbar.r_col),
+                      xbar.r_driver, xbar.r_sense)
     real = tile.real_columns
     masked, _ = nf_from_loss(xbar.conductance[:, real], v, loss[:, real])
     return float(masked * kappa)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._validate import check_int
 from ..api import solve
 from .circuit import (
     _bw_parts,
@@ -328,9 +329,8 @@ def search_layer(layer: MappedLayer, circuit: Any, *, tiles: Sequence[int] | Non
     """
     _check_budget(max_evals)
     _check_moves(moves)
-    if workers is not None and (isinstance(workers, bool) or not isinstance(
-            workers, (int, np.integer)) or workers < 0):
-        raise MappingError(f"workers must be an integer >= 0 or None, got {workers!r}")
+    if workers is not None:
+        workers = check_int("workers", workers, 0, error=MappingError)
     if scheduler is not None and not isinstance(scheduler, str):
         raise MappingError(f"scheduler must be an address string, got {scheduler!r}")
     indices = list(range(len(layer.tiles))) if tiles is None else [int(i) for i in tiles]
@@ -338,8 +338,9 @@ def search_layer(layer: MappedLayer, circuit: Any, *, tiles: Sequence[int] | Non
         _resolve_tile(layer, i)
     x_int = None if x is None else quantize_inputs(x, layer.config.input_bits, input_scale).q
     if x_int is not None and x_int.shape[1] != layer.shape[0]:
-        raise MappingError(f"x must have shape (B, {layer.shape[0]}), got {np.shape(x)}")
-    kwargs = {"x_int": x_int, "objective": objective, "moves": tuple(moves),
+        raise MappingError(f"x must have shape (B, {layer.shape[0]}), got "
+                           f"{np.shape(x)}")  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {"x_int": x_int, "objective": objective, "moves": tuple(moves),
               "max_evals": max_evals, "time_limit": time_limit}
     if scheduler is None and (workers == 0 or len(indices) <= 1):
         results = [search_tile(layer, i, circuit, seed=seed + i, **kwargs) for i in indices]

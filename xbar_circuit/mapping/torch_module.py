@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .circuit import (
+    Calibration,
     as_circuit,
     calibrate_layer,
     effective_weights,
@@ -72,10 +73,11 @@ def _classes() -> dict[str, Any]:
             self.periphery = periphery or Periphery()
             self.forward_mode = forward
             self.gradient = gradient
-            self.calibration = None
+            self.calibration: Calibration | None = None
             self._mapped: MappedLayer | None = None
             self._w_eff: np.ndarray | None = None
-            self._version: tuple[int, int] | None = None
+            # Not _version: nn.Module keeps its state-dict format number there.
+            self._weights_stamp: tuple[int, int] | None = None
             self._capture: list[np.ndarray] | None = None
 
         def _matrix(self) -> torch.Tensor:
@@ -90,13 +92,13 @@ def _classes() -> dict[str, Any]:
 
         def _refresh(self) -> None:
             version = (id(self.weight), self.weight._version)
-            if self._mapped is not None and version == self._version:
+            if self._mapped is not None and version == self._weights_stamp:
                 return
             w = self._matrix().detach().to("cpu", torch.float64).numpy().T
             self._mapped = map_layer(w, self.config)
             self._w_eff = None
             self.calibration = None
-            self._version = version
+            self._weights_stamp = version
 
         def effective_matrix(self) -> np.ndarray:
             """``W_eff`` (K, O) of the current mapping under the circuit."""
