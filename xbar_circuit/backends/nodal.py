@@ -221,14 +221,27 @@ class NodalSolver:
     # ------------------------------------------------------------------- solves
     def _refine(self, v_s: np.ndarray, result: Any) -> int:
         """Refine ``result`` (solver orientation, node voltages stored) if needed."""
-        from ..cython_solvers.structured import needs_refinement, refine_solution, stiffness
+        from ..cython_solvers.structured import needs_refinement, refine_solution
 
         refine = self.opts["refine"]
         if refine is False or (refine == "auto" and not needs_refinement(
-                result, stiff=stiffness(self.oriented))):
+                result, stiff=self._stiffness())):
             return 0
         return refine_solution(self.chains, v_s, result, max_iter=self.opts["max_iter"],
                                threads=self.opts["threads"], what=self.what)
+
+    def _stiffness(self) -> float:
+        """Stiffest wire coupling over the weakest source or ground path (see
+        :func:`~xbar_circuit.cython_solvers.structured.stiffness`); from the scalars
+        of the default circuit without orienting it."""
+        from ..cython_solvers.structured import stiffness
+
+        xbar = self.crossbar
+        if self.path == "line":
+            r_row, r_col = float(xbar.r_row), float(xbar.r_col)  # type: ignore[arg-type]
+            return max(1.0 / r_row, 1.0 / r_col) / min(1.0 / (r_row + xbar.r_driver),
+                                                       1.0 / (r_col + xbar.r_sense))
+        return stiffness(self.oriented)
 
     def _solve_linear(self, v_s: np.ndarray, *, store: bool) -> tuple[Any, int]:
         """Per-vector CG (and refinement) on the solver-oriented inputs ``v_s``."""

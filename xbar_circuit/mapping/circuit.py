@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._validate import check_int
 from ..api import solve
 from ..effective import effective_conductance as _exact_geff
 from ..errors import XbarError
@@ -160,9 +161,7 @@ class MappingCircuit:
         _probability("p_stuck_off", self.p_stuck_off)
         if self.p_stuck_on + self.p_stuck_off > 1:
             raise MappingError("p_stuck_on + p_stuck_off must not exceed 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
-                or self.seed < 0:
-            raise MappingError(f"seed must be an integer >= 0, got {self.seed!r}")
+        check_int("seed", self.seed, 0, error=MappingError)
         t = self.template
         key = ("circuit", self._fingerprint(t.r_row), self._fingerprint(t.r_col),
                float(t.r_driver), float(t.r_sense), repr(t.device), t.driver_side,

@@ -13,7 +13,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .._validate import load_json
+from .._validate import check_int, load_json
 from ..errors import XbarError
 from .circuit import METRICS, CircuitParams, as_circuit, calibrate_layer, layer_nf, load_lut
 from .io import load_array, load_weights
@@ -76,12 +76,9 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
         For negative ``search_evals``/``search_tiles``, inputs whose width is not the
         K of every matrix, or a periphery that needs calibration without inputs.
     """
-    if isinstance(search_evals, bool) or not isinstance(search_evals, (int, np.integer)) \
-            or search_evals < 0:
-        raise MappingError(f"search_evals must be an integer >= 0, got {search_evals!r}")
-    if search_tiles is not None and (isinstance(search_tiles, bool) or not isinstance(
-            search_tiles, (int, np.integer)) or search_tiles < 0):
-        raise MappingError(f"search_tiles must be an integer >= 0, got {search_tiles!r}")
+    search_evals = check_int("search_evals", search_evals, 0, error=MappingError)
+    if search_tiles is not None:
+        search_tiles = check_int("search_tiles", search_tiles, 0, error=MappingError)
     if inputs is not None:
         inputs = np.asarray(inputs)
         if inputs.ndim not in (1, 2):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._validate import check_int
 from ..errors import XbarError
 
 __all__ = [
@@ -45,11 +46,7 @@ def as_matrix(weights: ArrayLike, name: str = "weights") -> np.ndarray:
 
 
 def _check_int(name: str, value: int, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise MappingError(f"{name} must be an integer, got {value!r}")
-    if not low <= int(value) <= high:
-        raise MappingError(f"{name} must be in [{low}, {high}], got {value}")
-    return int(value)
+    return check_int(name, value, low, high, error=MappingError)
 
 
 @dataclass(frozen=True)

@@ -170,10 +170,7 @@ def tile_objective(layer: MappedLayer, tile: Tile, circuit: Any, objective: str,
 
 
 def _check_budget(max_evals: Any) -> int:
-    if isinstance(max_evals, bool) or not isinstance(max_evals, (int, np.integer)) \
-            or max_evals < 1:
-        raise MappingError(f"max_evals must be an integer >= 1, got {max_evals!r}")
-    return int(max_evals)
+    return check_int("max_evals", max_evals, 1, error=MappingError)
 
 
 def _check_moves(moves: Sequence[str]) -> tuple[str, ...]:
