@@ -225,9 +225,9 @@ def single_solves(sizes: list[int], ngspice_sizes: list[int]) -> list[str]:
     if not ok:
         notes.append(f"- ngspice skipped: {why}.")
     notes.append(
-        "- ngspice sizes above 128x128 are not run: earlier runs measured Debian's ngspice 39 "
-        "(no KLU) at 66 s for 128x128 and over 13 minutes for 256x256, beyond the "
-        "2-minute limit of this benchmark."
+        "- ngspice sizes above 128x128 are not run here (ngspice 46 with KLU took 43 s at "
+        "256x256 and 334 s at 512x512); docs/benchmarks-spice.md (`benchmarks/spice.py`) "
+        "compares ngspice Sparse, ngspice KLU and nodal up to 512x512."
     )
     return [*lines, *notes, ""]
 
@@ -453,9 +453,8 @@ def nonlinear_section(sizes: list[int], ngspice_sizes: list[int]) -> list[str]:
     lines.append("")
     if not ok:
         lines.append(f"- ngspice skipped: {why}.")
-    lines.append("- ngspice runs only for the sinh arrays of the sizes marked (Debian's "
-                 "ngspice 39 without KLU refactors the full matrix at every Newton "
-                 "iteration; larger arrays take far longer).")
+    lines.append("- ngspice runs only for the sinh arrays of the sizes marked (it refactors "
+                 "the full matrix at every Newton iteration; larger arrays take far longer).")
     return [*lines, ""]
 
 
