@@ -20,7 +20,7 @@ of these factors, which the routines below handle exactly:
   whatever right-hand side it carries is ignored (it cannot move a fixed node).
 """
 
-from libc.math cimport fabs, isinf
+from libc.math cimport fabs, isfinite, isinf
 
 
 cdef inline double series(double a, double b) noexcept nogil:
@@ -132,7 +132,7 @@ cdef inline void port_currents(const double* d, const double* xr, const double* 
     is large and accurate, gives the current. ``mag``: N doubles of scratch.
     """
     cdef Py_ssize_t i, j, k
-    cdef double t, gp
+    cdef double t
     for j in range(n):
         out[j] = 0.0
         mag[j] = 0.0
@@ -142,8 +142,45 @@ cdef inline void port_currents(const double* d, const double* xr, const double* 
             t = d[k + j] * (xr[k + j] - xc[k + j])
             out[j] += t
             mag[j] += fabs(d[k + j] * xr[k + j]) + fabs(d[k + j] * xc[k + j])
-    k = (m - 1) * n
+    port_rule(out, mag, xc + (m - 1) * n, gport, gport_all, n)
+
+
+cdef inline void port_rule(double* out, const double* mag, const double* xc_last,
+                           const double* gport, double gport_all,
+                           Py_ssize_t n) noexcept nogil:
+    """Replace a cell-sum column current ``out[j]`` (terms of total size ``mag[j]``) by
+    the port-path current ``gport x_c[M-1]`` where the sum cancels (see
+    :func:`port_currents`)."""
+    cdef Py_ssize_t j
+    cdef double gp
     for j in range(n):
         gp = gport[j] if gport != NULL else gport_all
         if gp > 0.0 and mag[j] > 1e4 * fabs(out[j]):
-            out[j] = gp * xc[k + j]
+            out[j] = gp * xc_last[j]
+
+
+cdef inline int cg_finish(double* x, double* r, double* z, const double* p, const double* q,
+                          const double* ce, const double* cinv, double* acc, double* rz,
+                          double* beta, double* rr, double fnorm2, double rtol, Py_ssize_t m,
+                          Py_ssize_t n) noexcept nogil:
+    """The rest of one preconditioned CG iteration once ``q = S p`` is known and
+    ``acc`` holds ``p . q`` per column: step, residual test, preconditioning, ``beta``.
+
+    Return -1 to go on, 1 converged (``rr <= rtol² fnorm2``), 2 breakdown (non-positive
+    or non-finite curvature or residual).
+    """
+    cdef double pq = sum_clear(acc, n)
+    cdef double rz_new
+    if not (pq > 0.0) or not isfinite(pq):
+        return 2
+    rr[0] = cg_update(x, r, p, q, rz[0] / pq, acc, m, n)
+    if not isfinite(rr[0]):
+        return 2
+    if rr[0] <= rtol * rtol * fnorm2:
+        return 1
+    rz_new = col_solve(r, ce, cinv, z, acc, m, n)
+    if not (rz_new > 0.0):
+        return 2
+    beta[0] = rz_new / rz[0]
+    rz[0] = rz_new
+    return -1

@@ -25,10 +25,10 @@ from the grounded end, so that no pivot is computed by cancellation)::
     column j, grounded at i = M-1 through g_last:  factor from i = M-1 to 0
 """
 
-from libc.math cimport sqrt, isfinite
+from libc.math cimport fabs, sqrt, isfinite
 from libc.stdlib cimport calloc, free
 
-from _chains cimport cg_update, col_solve, port_currents, series, sum_clear
+from _chains cimport cg_finish, col_solve, port_rule, series, sum_clear
 
 cimport numpy as cnp
 
@@ -215,8 +215,8 @@ cdef int _solve_one(const double* G, const double* re, const double* rinv,
     ``buf`` holds 4 rows (4 N doubles), ``acc`` N doubles, zero on entry.
     """
     cdef Py_ssize_t i, i0, j, k, rows, done, it = 0, mn = m * n
-    cdef double fnorm2, rr, rz, rz_new, pq, alpha, beta
-    cdef int status = 1
+    cdef double fnorm2, rr, rz, beta
+    cdef int status = 1, step
 
     # Schur right-hand side f = b_c + D A_r^{-1} b_r, kept in r; x_c = p = 0.
     for i0 in range(0, m, 4):
@@ -267,24 +267,11 @@ cdef int _solve_one(const double* G, const double* re, const double* rinv,
                         k = (i0 + i) * n
                         _q_row(G + k, p + k, buf + i * n, q + k, acc, w_col, g_last,
                                i0 + i > 0, i0 + i + 1 < m, n)
-                pq = sum_clear(acc, n)
-                if not (pq > 0.0) or not isfinite(pq):
-                    status = 2
+                step = cg_finish(xc, r, z, p, q, ce, cinv, acc, &rz, &beta, &rr, fnorm2, rtol,
+                                 m, n)
+                if step >= 0:
+                    status = step
                     break
-                alpha = rz / pq
-                rr = cg_update(xc, r, p, q, alpha, acc, m, n)
-                if not isfinite(rr):
-                    status = 2
-                    break
-                if rr <= rtol * rtol * fnorm2:
-                    status = 1
-                    break
-                rz_new = col_solve(r, ce, cinv, z, acc, m, n)
-                if not (rz_new > 0.0):
-                    status = 2
-                    break
-                beta = rz_new / rz
-                rz = rz_new
     iters_out[0] = it
     if fnorm2 > 0.0 and isfinite(fnorm2):
         resid_out[0] = sqrt(rr / fnorm2)
@@ -341,7 +328,7 @@ def solve_lines(const double[:, ::1] G, const double[:, ::1] row_e,
     cdef Py_ssize_t nb = v_row.shape[0]
     cdef Py_ssize_t b, i, j, k, slot
     cdef Py_ssize_t it = 0
-    cdef double res = 0.0, cur
+    cdef double res = 0.0, cur, t
     cdef double* buf
     cdef double* acc
     cdef double* xr
@@ -365,13 +352,20 @@ def solve_lines(const double[:, ::1] G, const double[:, ::1] row_e,
                 buf, acc, m, n, rtol, max_iter, &it, &res)
             iterations[b] = it
             residual[b] = res
+            # One pass for row currents, column currents and the size of their terms.
+            for j in range(n):
+                i_col[b, j] = 0.0
+                buf[j] = 0.0
             for i in range(m):
                 k = i * n
                 cur = 0.0
                 for j in range(n):
-                    cur += g[k + j] * (xr[k + j] - xc[k + j])
+                    t = g[k + j] * (xr[k + j] - xc[k + j])
+                    cur += t
+                    i_col[b, j] += t
+                    buf[j] += fabs(g[k + j] * xr[k + j]) + fabs(g[k + j] * xc[k + j])
                 i_row[b, i] = cur
-            port_currents(g, xr, xc, NULL, g_last, &i_col[b, 0], buf, m, n)
+            port_rule(&i_col[b, 0], buf, xc + (m - 1) * n, NULL, g_last, n)
         free(buf)
 
 

@@ -36,7 +36,7 @@ from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 
 from _cells cimport cell
-from _chains cimport cg_update, chain_solve, col_solve, pivot, port_currents, series, sum_clear
+from _chains cimport cg_finish, chain_solve, col_solve, pivot, port_currents, series, sum_clear
 
 cnp.import_array()
 
@@ -199,8 +199,8 @@ cdef int _solve_one(const double* d, const double* wcf, const double* re,
                     double* resid_out) noexcept nogil:
     """One right-hand side. Return 1 converged, 0 iteration cap, 2 breakdown."""
     cdef Py_ssize_t i, j, k, it = 0, mn = m * n
-    cdef double fnorm2, rr, rz, rz_new, pq, alpha, beta, pc, aq
-    cdef int status = 1
+    cdef double fnorm2, rr, rz, beta, pc, aq
+    cdef int status = 1, step
 
     _rows(xr, d, NULL, br, v, h, re, rinv, m, n)
     for k in range(mn):
@@ -242,24 +242,11 @@ cdef int _solve_one(const double* d, const double* wcf, const double* re,
                     k = i * n
                     for j in range(n):
                         acc[j] += p[k + j] * q[k + j]
-                pq = sum_clear(acc, n)
-                if not (pq > 0.0) or not isfinite(pq):
-                    status = 2
+                step = cg_finish(xc, r, z, p, q, ce, cinv, acc, &rz, &beta, &rr, fnorm2, rtol,
+                                 m, n)
+                if step >= 0:
+                    status = step
                     break
-                alpha = rz / pq
-                rr = cg_update(xc, r, p, q, alpha, acc, m, n)
-                if not isfinite(rr):
-                    status = 2
-                    break
-                if rr <= rtol * rtol * fnorm2:
-                    status = 1
-                    break
-                rz_new = col_solve(r, ce, cinv, z, acc, m, n)
-                if not (rz_new > 0.0):
-                    status = 2
-                    break
-                beta = rz_new / rz
-                rz = rz_new
     iters_out[0] = it
     if fnorm2 > 0.0 and isfinite(fnorm2):
         resid_out[0] = sqrt(rr / fnorm2)
