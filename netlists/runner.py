@@ -32,6 +32,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -603,9 +604,9 @@ def _run_subprocess(
             except OSError as exc:
                 raise NgspiceNotFoundError(
                     f"cannot start {exe}: {exc}; {INSTALL_HINT}") from None
-            with _LIVE_LOCK:
-                _LIVE_RUNS[proc.pid] = (workdir, keep_files is True)
             try:
+                with _LIVE_LOCK:
+                    _LIVE_RUNS[proc.pid] = (workdir, keep_files is True)
                 stdout, _ = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 _kill_group(proc.pid)
@@ -662,7 +663,11 @@ def _run_subprocess(
         _check_finite(values, kept, output, "rawfile")
         succeeded = True
     finally:
-        # An interrupted run has nothing worth keeping unless the caller asked for it.
+        # An interrupted run has nothing worth keeping unless the caller asked for it; a
+        # signal can also land outside the guarded wait (just after ngspice started), so
+        # the exception in flight decides too.
+        interrupted = interrupted or isinstance(sys.exc_info()[1],
+                                                (KeyboardInterrupt, SystemExit))
         keep = keep_files is True or (keep_files is None and not succeeded and not interrupted)
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
