@@ -77,7 +77,7 @@ def median_time(func: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 def crossbar(n: int, seed: int = 0) -> Crossbar:
     return Crossbar.random(n, n, r_row=R_WIRE, r_col=R_WIRE, r_driver=R_DRIVER,
-                           r_sense=R_SENSE, g_min=G_MIN, g_max=G_MAX, seed=seed)
+                           r_sense=R_SENSE, g_off=G_MIN, g_on=G_MAX, seed=seed)
 
 
 def inputs(n: int, batch: int | None = None, seed: int = 1) -> np.ndarray:
@@ -309,7 +309,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     from xbar_circuit import Crossbar, solve
     n = {n}
     xbar = Crossbar.random(n, n, r_row={r!r}, r_col={r!r}, r_driver={rd!r},
-                           r_sense={rs!r}, g_min={gmin!r}, g_max={gmax!r}, seed=0)
+                           r_sense={rs!r}, g_off={gmin!r}, g_on={gmax!r}, seed=0)
     v = np.random.default_rng(1).uniform(0.0, {vmax!r}, size=n)
     def hwm():
         # VmHWM: peak resident set of this process (kB); unlike ru_maxrss it is

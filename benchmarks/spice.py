@@ -63,7 +63,7 @@ SIZES = (64, 128, 256, 512)
 def crossbar(size: int) -> Crossbar:
     """The benchmark array of ``size`` x ``size`` cells (seeded)."""
     return Crossbar.random(size, size, r_row=1.0, r_col=1.0, r_driver=5.0, r_sense=5.0,
-                           g_min=1e-6, g_max=1e-4, seed=size)
+                           g_off=1e-6, g_on=1e-4, seed=size)
 
 
 def _peak_mb(pid: int, previous: float) -> float:

@@ -65,7 +65,7 @@ def fmt_s(seconds: float) -> str:
 
 def topologies(n: int) -> list[tuple[str, Crossbar]]:
     """The benchmark circuit (1 ohm wires, 10 ohm driver and sense) and its variants."""
-    base = dict(r_row=1.0, r_col=1.0, r_driver=10.0, r_sense=10.0, g_min=G_MIN, g_max=G_MAX,
+    base = dict(r_row=1.0, r_col=1.0, r_driver=10.0, r_sense=10.0, g_off=G_MIN, g_on=G_MAX,
                 seed=0)
     segments = np.random.default_rng(2).uniform(0.5, 1.5, size=(n, n))
     one_zero = np.full((n, n), 1.0)
@@ -140,7 +140,7 @@ def topology_section(n: int, batch: int, repeats: int) -> list[str]:
 
 def nonlinear_section(n: int, batch: int) -> list[str]:
     xbar = Crossbar.random(n, n, r_row=1.0, r_col=1.0, r_driver=10.0, r_sense=10.0,
-                           g_min=G_MIN, g_max=G_MAX, seed=0)
+                           g_off=G_MIN, g_on=G_MAX, seed=0)
     sinh = xbar.replace(device=Sinh(3.0))
     rng = np.random.default_rng(3)
     v1 = rng.uniform(0.0, 0.3, n)
@@ -176,7 +176,7 @@ def nonlinear_section(n: int, batch: int) -> list[str]:
 def _one_size(n: int) -> None:
     """Child process: solve the default circuit once at n x n and print JSON."""
     xbar = Crossbar.random(n, n, r_row=1.0, r_col=1.0, r_driver=10.0, r_sense=10.0,
-                           g_min=G_MIN, g_max=G_MAX, seed=0)
+                           g_off=G_MIN, g_on=G_MAX, seed=0)
     v = np.random.default_rng(1).uniform(0.0, V_MAX, n)
     solve(Crossbar.random(8, 8, r_row=1.0, r_col=1.0, seed=0), v[:8])  # imports, threads
     start = time.perf_counter()

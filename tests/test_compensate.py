@@ -22,7 +22,7 @@ TOPOLOGIES = [
 @pytest.mark.parametrize("extra", TOPOLOGIES)
 def test_adjoint_gradient_matches_finite_differences(extra) -> None:
     base = {"r_row": 2.0, "r_col": 3.0, "r_driver": 1.0, "r_sense": 2.0, **extra}
-    xbar = Crossbar.random(5, 4, g_min=1e-3, g_max=1e-2, seed=1, **base)
+    xbar = Crossbar.random(5, 4, g_off=1e-3, g_on=1e-2, seed=1, **base)
     g = np.array(xbar.conductance)
     weights = np.random.default_rng(2).normal(size=g.shape)
     value, grad, g_eff = effective_conductance_gradient(
@@ -43,8 +43,8 @@ def test_adjoint_gradient_matches_finite_differences(extra) -> None:
 
 
 def test_compensated_array_computes_the_target() -> None:
-    xbar = Crossbar.random(24, 20, r_row=2.0, r_col=2.0, r_driver=5.0, g_min=1e-6,
-                           g_max=1e-4, seed=3)
+    xbar = Crossbar.random(24, 20, r_row=2.0, r_col=2.0, r_driver=5.0, g_off=1e-6,
+                           g_on=1e-4, seed=3)
     result = compensate(xbar, g_off=1e-6, g_on=3e-4)
     assert np.all(result.g_prog >= 1e-6) and np.all(result.g_prog <= 3e-4)
     # Independent check: solve the programmed circuit on fresh inputs.
@@ -70,7 +70,7 @@ def test_range_limits_what_compensation_can_reach() -> None:
 
 
 def test_levels_and_calibration_inputs() -> None:
-    xbar = Crossbar.random(12, 10, r_row=2.0, r_col=2.0, g_min=1e-6, g_max=1e-4, seed=5)
+    xbar = Crossbar.random(12, 10, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4, seed=5)
     levels = np.linspace(1e-6, 2e-4, 64)
     v_cal = np.random.default_rng(6).uniform(0.0, 0.2, size=(30, 12))
     result = compensate(xbar, g_off=1e-6, g_on=2e-4, levels=levels, v_cal=v_cal)
@@ -83,7 +83,7 @@ def test_levels_and_calibration_inputs() -> None:
 
 
 def test_named_errors() -> None:
-    xbar = Crossbar.random(4, 4, r_row=1.0, r_col=1.0, g_min=1e-6, g_max=1e-4, seed=7)
+    xbar = Crossbar.random(4, 4, r_row=1.0, r_col=1.0, g_off=1e-6, g_on=1e-4, seed=7)
     with pytest.raises(SpecError, match="linear"):
         compensate(xbar.replace(device=Sinh(2.0)), g_off=1e-6, g_on=1e-4)
     with pytest.raises(InputError, match="g_off, g_on"):

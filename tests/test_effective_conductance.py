@@ -15,7 +15,7 @@ from xbar_circuit.effective import effective_conductance
 def test_reproduces_solve(shape, periphery, r_wire):
     m, _ = shape
     xbar = Crossbar.random(*shape, r_row=r_wire, r_col=r_wire, r_driver=periphery[0],
-                           r_sense=periphery[1], g_min=1e-6, g_max=1e-3, seed=m)
+                           r_sense=periphery[1], g_off=1e-6, g_on=1e-3, seed=m)
     g_eff = effective_conductance(xbar)
     assert g_eff.shape == shape and g_eff.flags.writeable
     v = np.random.default_rng(1).uniform(-0.5, 1.0, size=(6, m))

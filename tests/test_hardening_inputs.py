@@ -63,9 +63,9 @@ def test_resistances_use_the_shared_validators(field, value, message) -> None:
 
 
 def test_random_refuses_bad_arguments_before_drawing() -> None:
-    for kwargs, message in (({"g_min": "a"}, "g_min must be a real number"),
-                            ({"g_max": 1e9}, r"g_max must be <= 1e\+06 S"),
-                            ({"g_min": 1e-4, "g_max": 1e-6}, "g_min <= g_max"),
+    for kwargs, message in (({"g_off": "a"}, "g_off must be a real number"),
+                            ({"g_on": 1e9}, r"g_on must be <= 1e\+06 S"),
+                            ({"g_off": 1e-4, "g_on": 1e-6}, "g_off <= g_on"),
                             ({"density": True}, "density must be a real number"),
                             ({"seed": -1}, "seed must be an integer >= 0"),
                             ({"seed": "x"}, "seed must be an integer")):
@@ -73,6 +73,16 @@ def test_random_refuses_bad_arguments_before_drawing() -> None:
             Crossbar.random(2, 2, r_row=1.0, r_col=1.0, **kwargs)
     with pytest.raises(SpecError, match="n_cols must be an integer >= 1"):
         Crossbar.random(2, True, r_row=1.0, r_col=1.0)
+
+
+def test_former_conductance_names_still_draw_the_same_array() -> None:
+    new = Crossbar.random(3, 4, r_row=1.0, r_col=1.0, g_off=2e-6, g_on=3e-5, seed=4)
+    with pytest.warns(DeprecationWarning, match="'g_min' is now called 'g_off'"):
+        old = Crossbar.random(3, 4, r_row=1.0, r_col=1.0, g_min=2e-6, g_max=3e-5, seed=4)
+    assert np.array_equal(new.conductance, old.conductance)
+    assert new.conductance.min() >= 2e-6 and new.conductance.max() <= 3e-5
+    with pytest.raises(TypeError, match="pass 'g_off' only"):
+        Crossbar.random(2, 2, r_row=1.0, r_col=1.0, g_off=1e-6 * 2, g_min=1e-6)
 
 
 @pytest.mark.timeout(60)    # allocating 300 GB first would swap or be killed, not return
@@ -291,7 +301,7 @@ def test_npy_v_in_declaring_a_huge_array_is_refused_from_its_header(tmp_path) ->
 
 @pytest.mark.parametrize(("args", "message"), [
     (["solve", "--random", "200000x200000"], "needs at least"),
-    (["solve", "--random", "3x3", "--g-max", "1e30"], "g_max must be <="),
+    (["solve", "--random", "3x3", "--g-max", "1e30"], "g_on must be <="),
     (["solve", "--random", "3x3", "--r-row", "nan"], "r_row must be finite"),
     (["solve", "--random", "3x3", "--density", "nan"], "density must be finite"),
     (["solve", "--random", "3x3", "--v-in", "1e308"], "|v_in| must be <="),

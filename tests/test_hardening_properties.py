@@ -163,7 +163,7 @@ def test_crossbar_from_json_with_any_text(text) -> None:
 
 @BOUNDED
 @given(args=st.tuples(st.one_of(numbers, scalars), st.one_of(numbers, scalars)),
-       kwargs=st.dictionaries(st.sampled_from(["g_min", "g_max", "density", "seed"]),
+       kwargs=st.dictionaries(st.sampled_from(["g_off", "g_on", "density", "seed"]),
                               st.one_of(numbers, scalars), max_size=3))
 def test_crossbar_random(args, kwargs) -> None:
     m, n = args

@@ -22,7 +22,7 @@ CASES = [
 def test_kcl_at_every_node_and_output_current(backend: str, case) -> None:
     m, n, r_row, r_col, r_driver, r_sense = case
     xbar = Crossbar.random(m, n, r_row=r_row, r_col=r_col, r_driver=r_driver,
-                           r_sense=r_sense, g_min=1e-6, g_max=1e-3, seed=m * 100 + n)
+                           r_sense=r_sense, g_off=1e-6, g_on=1e-3, seed=m * 100 + n)
     v_in = np.random.default_rng(n).uniform(-0.3, 0.5, m)
     sol = solve(xbar, v_in, backend=backend)
     row_res, col_res = kcl_residuals(sol)
@@ -46,7 +46,7 @@ def test_kcl_at_every_node_and_output_current(backend: str, case) -> None:
 def test_power_delivered_equals_power_dissipated(backend: str, case) -> None:
     m, n, r_row, r_col, r_driver, r_sense = case
     xbar = Crossbar.random(m, n, r_row=r_row, r_col=r_col, r_driver=r_driver,
-                           r_sense=r_sense, g_min=1e-5, g_max=1e-3, seed=7 + m)
+                           r_sense=r_sense, g_off=1e-5, g_on=1e-3, seed=7 + m)
     v_in = np.random.default_rng(m).uniform(0.05, 0.4, m)
     sol = solve(xbar, v_in, backend=backend)
     assert sol.power_delivered > 0
@@ -77,7 +77,7 @@ def test_reciprocity(shape: tuple[int, int]) -> None:
     """
     m, n = shape
     xbar = Crossbar.random(m, n, r_row=3.0, r_col=7.0, r_driver=40.0, r_sense=15.0,
-                           g_min=1e-5, g_max=1e-3, seed=5)
+                           g_off=1e-5, g_on=1e-3, seed=5)
     mirror = Crossbar(xbar.conductance[::-1, ::-1].T, r_row=7.0, r_col=3.0, r_driver=15.0,
                       r_sense=40.0)
     g_eff = solve(xbar, np.eye(m), backend="reference").column_currents

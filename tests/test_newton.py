@@ -29,7 +29,7 @@ TOPOLOGIES = {
 
 def _crossbar(m: int, n: int, device, seed: int = 0, **kw) -> Crossbar:
     return Crossbar.random(m, n, r_row=2.0, r_col=2.0, r_driver=10.0, r_sense=10.0,
-                           g_min=1e-6, g_max=1e-4, seed=seed, device=device, **kw)
+                           g_off=1e-6, g_on=1e-4, seed=seed, device=device, **kw)
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:

@@ -140,7 +140,7 @@ def test_all_zero_resistances_give_the_ideal_product() -> None:
 @skip_without_ngspice
 def test_open_cells_and_info() -> None:
     crossbar = Crossbar.random(5, 4, r_row=1.0, r_col=1.0, r_driver=5.0, r_sense=5.0,
-                               density=0.5, g_min=0.0, g_max=1e-4, seed=3)
+                               density=0.5, g_off=0.0, g_on=1e-4, seed=3)
     assert (crossbar.conductance == 0).any()
     v_in = _inputs(5, 2, seed=4)
     _assert_agree(crossbar, v_in)

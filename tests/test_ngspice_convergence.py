@@ -35,7 +35,7 @@ NONLINEAR = [c for c in CASES if c.model != "linear"]
 
 def _reproducer() -> tuple[Crossbar, np.ndarray]:
     crossbar = Crossbar.random(16, 16, r_row=2.0, r_col=2.0, r_driver=20.0, r_sense=5.0,
-                               g_min=1e-5, g_max=1e-4, seed=0,
+                               g_off=1e-5, g_on=1e-4, seed=0,
                                device=OneS1R(selector=Selector(1e-6, 0.05), memory=Linear()))
     return crossbar, np.full(16, 0.5)
 

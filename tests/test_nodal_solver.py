@@ -35,7 +35,7 @@ def make_crossbar(shape, kind, r_wire, g_range, periphery, seed) -> Crossbar:
     g_min, g_max = g_range
     return Crossbar.random(
         m, n, r_row=r_wire, r_col=1.7 * r_wire, r_driver=r_driver, r_sense=r_sense,
-        g_min=g_min, g_max=g_max, density=0.5 if kind == "binary" else None, seed=seed,
+        g_off=g_min, g_on=g_max, density=0.5 if kind == "binary" else None, seed=seed,
     )
 
 
@@ -153,7 +153,7 @@ def test_ideal_rows_or_columns_are_exact(shape, resistances):
     """Ideal rows (columns) are fixed nodes of the general kernel: at most one CG step."""
     r_row, r_driver, r_col, r_sense = resistances
     xbar = Crossbar.random(*shape, r_row=r_row, r_driver=r_driver, r_col=r_col,
-                           r_sense=r_sense, g_min=1e-5, g_max=1e-3, seed=25)
+                           r_sense=r_sense, g_off=1e-5, g_on=1e-3, seed=25)
     v = np.random.default_rng(26).uniform(-1.0, 1.0, size=(3, shape[0]))
     sol = solve(xbar, v)
     ref = solve(xbar, v, backend="reference")
@@ -337,7 +337,7 @@ def test_weakly_grounded_lines_against_extended_precision(r_driver, r_sense, r_w
     difference-form Kirchhoff residuals recovers the lost digits.
     """
     xbar = Crossbar.random(4, 5, r_row=r_wire, r_col=r_wire, r_driver=r_driver,
-                           r_sense=r_sense, g_min=g_max / 100, g_max=g_max, seed=0)
+                           r_sense=r_sense, g_off=g_max / 100, g_on=g_max, seed=0)
     v = np.random.default_rng(0).uniform(0.1, 1.0, size=4)
     exact = _exact_currents(xbar, v)
     np.testing.assert_allclose(solve(xbar, v).column_currents, exact, rtol=1e-12, atol=0)

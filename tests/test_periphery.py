@@ -35,7 +35,7 @@ def _variants(m: int, n: int) -> dict[str, dict]:
 
 def _crossbar(m: int, n: int, seed: int, **kw) -> Crossbar:
     options = dict(r_row=1.5, r_col=2.0, r_driver=10.0, r_sense=5.0) | kw
-    return Crossbar.random(m, n, g_min=1e-6, g_max=1e-4, seed=seed, **options)
+    return Crossbar.random(m, n, g_off=1e-6, g_on=1e-4, seed=seed, **options)
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:

@@ -14,7 +14,7 @@ pytest.importorskip("h5netcdf")
 @pytest.fixture(scope="module")
 def crossbar() -> Crossbar:
     return Crossbar.random(5, 7, r_row=2.0, r_col=3.0, r_driver=10.0, r_sense=5.0,
-                           g_min=1e-6, g_max=1e-4, seed=4)
+                           g_off=1e-6, g_on=1e-4, seed=4)
 
 
 @pytest.fixture(scope="module")

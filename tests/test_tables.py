@@ -189,8 +189,8 @@ def test_prediction_off_grid_against_exact_solves(serial_table: str) -> None:
         scale = 1e-4 / g_on
         xbar = Crossbar.random(m, n, r_row=float(rng.uniform(1, 4)) * scale,
                                r_col=float(rng.uniform(1, 4)) * scale,
-                               r_driver=float(rng.uniform(0, 20)) * scale, g_min=g_on / 100,
-                               g_max=g_on, density=float(rng.uniform(0.3, 0.7)),
+                               r_driver=float(rng.uniform(0, 20)) * scale, g_off=g_on / 100,
+                               g_on=g_on, density=float(rng.uniform(0.3, 0.7)),
                                seed=int(rng.integers(1 << 30)))
         exact = solve(xbar, np.full(m, 0.2))
         pred = table.predict_nf(xbar, out_of_range="error")
@@ -440,7 +440,7 @@ def test_prediction_rejects_non_default_circuits(serial_table: str) -> None:
     from xbar_circuit import TIA, Sinh
 
     lut = LookupTable.load(serial_table)
-    xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_min=1e-6, g_max=1e-4,
+    xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4,
                            density=0.5, seed=7)
     cases = {"device=Sinh": xbar.replace(device=Sinh(3.0)),
              "driver_side='both'": xbar.replace(driver_side="both"),
@@ -537,7 +537,7 @@ def test_interpolate_and_predict_reject_bad_queries(serial_table: str) -> None:
         lut.interpolate("nf_mean", out_of_range="typo", **grid)
     with pytest.raises(TableError, match=r"g_on .* must not be below g_off"):
         lut.interpolate("nf_mean", **{**grid, "g_on": 1e-7, "g_off": 1e-6})
-    xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_min=1e-6, g_max=1e-4,
+    xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4,
                            density=0.5, seed=7)
     for kwargs in ({"g_on": float("nan")}, {"g_off": float("nan")}, {"g_on": float("inf")}):
         with pytest.raises(TableError, match="must be a finite number"):

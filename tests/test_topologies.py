@@ -216,7 +216,7 @@ def test_effective_conductance_of_a_variant_in_small_chunks(monkeypatch) -> None
 
 def test_nonlinear_batch_threads_agree() -> None:
     xbar = Crossbar.random(12, 10, r_row=1.0, r_col=1.0, r_driver=2.0, device=Sinh(k=3.0),
-                           g_min=1e-5, g_max=1e-4, seed=12)
+                           g_off=1e-5, g_on=1e-4, seed=12)
     v = np.random.default_rng(13).uniform(0.0, 0.6, size=(6, 12))
     one = solve(xbar, v, threads=1)
     two = solve(xbar, v, threads=2)

@@ -105,7 +105,7 @@ def test_stochastic_quantization_is_unbiased() -> None:
         (lambda x: quantize_conductance(x, 1), "levels must be an integer >= 2"),
         (lambda x: quantize_conductance(x, [1e-5, 1e-6]), "strictly increasing"),
         (lambda x: quantize_conductance(x, [-1e-6, 1e-6]), ">= 0"),
-        (lambda x: quantize_conductance(x, 4, g_min=2.0, g_max=1.0), "g_min <= g_max"),
+        (lambda x: quantize_conductance(x, 4, g_off=2.0, g_on=1.0), "g_off <= g_on"),
         (lambda x: lognormal_variability("not a crossbar", 0.1), "Crossbar"),
     ],
 )

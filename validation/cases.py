@@ -52,7 +52,7 @@ class Case:
     n_rows, n_cols : int
         Array size M x N.
     pattern : str
-        ``"random"`` (uniform in [g_min, g_max]), ``"binary"`` (ON with probability
+        ``"random"`` (uniform in [g_off, g_on]), ``"binary"`` (ON with probability
         ``density``), ``"sparse"`` (binary with density 0.05 and g_off = 0: open cells).
     r_row, r_col, r_driver, r_sense : float
         Resistances in ohms.
@@ -79,8 +79,8 @@ class Case:
     inputs: str = "random"
     seed: int = 0
     model: str = "linear"
-    g_min: float = 1e-6
-    g_max: float = 1e-4
+    g_off: float = 1e-6
+    g_on: float = 1e-4
     density: float = 0.5
     periphery: str = "default"
 
@@ -94,11 +94,11 @@ class Case:
         rng = np.random.default_rng(self.seed)
         shape = (self.n_rows, self.n_cols)
         if self.pattern == "random":
-            g = rng.uniform(self.g_min, self.g_max, shape)
+            g = rng.uniform(self.g_off, self.g_on, shape)
         elif self.pattern == "binary":
-            g = np.where(rng.random(shape) < self.density, self.g_max, self.g_min)
+            g = np.where(rng.random(shape) < self.density, self.g_on, self.g_off)
         elif self.pattern == "sparse":
-            g = np.where(rng.random(shape) < 0.05, self.g_max, 0.0)
+            g = np.where(rng.random(shape) < 0.05, self.g_on, 0.0)
         else:
             raise ValueError(f"unknown pattern {self.pattern!r}")
         if self.model == "linear" and self.periphery == "default":
@@ -146,11 +146,11 @@ def _cases() -> list[Case]:
              inputs="uniform", seed=14, density=1.0),
         Case("c15_32x64", 32, 64, "random", 0.5, 1.5, 0.0, 10.0, seed=15),
         Case("c16_64x64_binary", 64, 64, "binary", 1.0, 1.0, 10.0, 10.0, seed=16,
-             g_min=1e-6, g_max=1e-4),
-        Case("c17_64x64_r10", 64, 64, "random", 10.0, 10.0, seed=17, g_min=1e-7,
-             g_max=1e-5),
+             g_off=1e-6, g_on=1e-4),
+        Case("c17_64x64_r10", 64, 64, "random", 10.0, 10.0, seed=17, g_off=1e-7,
+             g_on=1e-5),
         Case("c18_64x32_r0.01_highg", 64, 32, "random", 0.01, 0.01, 1.0, 1.0, seed=18,
-             g_min=1e-5, g_max=1e-3),
+             g_off=1e-5, g_on=1e-3),
         Case("c19_8x8_zero_row_wire", 8, 8, "random", 0.0, 1.0, 10.0, 5.0, seed=19),
         Case("c20_8x8_zero_col_wire", 8, 8, "random", 1.0, 0.0, 5.0, 10.0, seed=20),
         # Periphery and topology variants (linear cells).

@@ -202,7 +202,7 @@ def _identity_rows(backends: Sequence[str],
     rows = []
     for name, m, n, r_row, r_col, r_driver, r_sense, seed in IDENTITY_CASES:
         xbar = Crossbar.random(m, n, r_row=r_row, r_col=r_col, r_driver=r_driver,
-                               r_sense=r_sense, g_min=1e-5, g_max=1e-3, seed=seed)
+                               r_sense=r_sense, g_off=1e-5, g_on=1e-3, seed=seed)
         v_in = np.random.default_rng(seed).uniform(0.05, 0.3, m)
         ideal = xbar.replace(r_row=0.0, r_col=0.0, r_driver=0.0, r_sense=0.0)
         for backend in backends:

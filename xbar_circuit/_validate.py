@@ -16,6 +16,7 @@ import json
 import math
 import numbers
 import reprlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "check_int",
     "check_real",
     "load_json",
+    "renamed_keywords",
     "short_repr",
 ]
 
@@ -85,6 +87,48 @@ def short_repr(value: Any, limit: int = REPR_LIMIT) -> str:
     if len(text) > limit:
         text = text[: max(limit - 3, 0)] + "..."
     return text
+
+
+def renamed_keywords(options: dict[str, Any], renames: dict[str, str], where: str,
+                     values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Resolve keywords passed under their former names.
+
+    Parameters
+    ----------
+    options : dict
+        The caller's ``**options``; former names are popped from it.
+    renames : dict
+        Former name -> current name.
+    where : str
+        The function, named in the warning and the error.
+    values, defaults : dict
+        Current name -> the value received and the signature's default.
+
+    Returns
+    -------
+    dict
+        Current name -> value to use.
+
+    Raises
+    ------
+    TypeError
+        When a value is passed under both its former and its current name.
+
+    Warns
+    -----
+    DeprecationWarning
+        Once per former name used.
+    """
+    out = dict(values)
+    for old, new in renames.items():
+        if old not in options:
+            continue
+        if values[new] is not defaults[new] and values[new] != defaults[new]:
+            raise TypeError(f"{where}: pass {new!r} only (not also its former name {old!r})")
+        warnings.warn(f"{where}: {old!r} is now called {new!r}", DeprecationWarning,
+                      stacklevel=3)
+        out[new] = options.pop(old)
+    return out
 
 
 def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None, *,

@@ -160,7 +160,7 @@ def _build_spec(spec_path: str | None, random_size: str | None, seed: int, r_row
                 f"{', '.join(explicit)} (drop those options, or --preset)")
         return chosen.crossbar(rows, cols, density=density, seed=seed)
     return Crossbar.random(rows, cols, r_row=r_row, r_col=r_col, r_driver=r_driver,
-                           r_sense=r_sense, g_min=g_min, g_max=g_max, density=density, seed=seed)
+                           r_sense=r_sense, g_off=g_min, g_on=g_max, density=density, seed=seed)
 
 
 def _explicit_options(*names: str) -> list[str]:

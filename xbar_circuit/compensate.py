@@ -195,7 +195,7 @@ def compensate(
     >>> import numpy as np
     >>> from xbar_circuit import Crossbar
     >>> from xbar_circuit.compensate import compensate
-    >>> xbar = Crossbar.random(32, 32, r_row=2.0, r_col=2.0, g_min=1e-6, g_max=1e-4, seed=0)
+    >>> xbar = Crossbar.random(32, 32, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4, seed=0)
     >>> result = compensate(xbar, g_off=1e-6, g_on=2e-4)
     >>> bool(result.error_after < 0.01 * result.error_before)
     True

@@ -88,8 +88,8 @@ class Preset:
             return Crossbar(g, r_row=self.r_row, r_col=self.r_col, r_driver=self.r_driver,
                             r_sense=self.r_sense)
         return Crossbar.random(n_rows, n_cols, r_row=self.r_row, r_col=self.r_col,
-                               r_driver=self.r_driver, r_sense=self.r_sense, g_min=self.g_off,
-                               g_max=self.g_on, density=0.5 if density is None else density,
+                               r_driver=self.r_driver, r_sense=self.r_sense, g_off=self.g_off,
+                               g_on=self.g_on, density=0.5 if density is None else density,
                                seed=seed)
 
 

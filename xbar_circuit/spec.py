@@ -34,6 +34,7 @@ from ._validate import (
     check_int,
     check_real,
     load_json,
+    renamed_keywords,
     short_repr,
 )
 from .devices import Device, Linear, device_from_dict
@@ -340,8 +341,8 @@ class Crossbar:
         r_col: float,
         r_driver: float = 0.0,
         r_sense: float = 0.0,
-        g_min: float = 1e-6,
-        g_max: float = 1e-4,
+        g_off: float = 1e-6,
+        g_on: float = 1e-4,
         density: float | None = None,
         seed: int | None = None,
         **options: Any,
@@ -354,10 +355,11 @@ class Crossbar:
             Array size M x N.
         r_row, r_col, r_driver, r_sense : float
             Resistances in ohms, as in :class:`Crossbar`.
-        g_min, g_max : float
-            Conductance range in siemens. Without ``density`` each cell is uniform in
-            ``[g_min, g_max]``; with it, each cell is ``g_max`` (ON) with probability
-            ``density`` and ``g_min`` (OFF) otherwise.
+        g_off, g_on : float
+            OFF and ON conductances in siemens (the device range). Without ``density``
+            each cell is uniform in ``[g_off, g_on]``; with it, each cell is ``g_on``
+            with probability ``density`` and ``g_off`` otherwise. The former names
+            ``g_min`` and ``g_max`` are accepted with a :class:`DeprecationWarning`.
         density : float, optional
             Probability in [0, 1] that a cell is ON (binary on/off array).
         seed : int, optional
@@ -377,10 +379,15 @@ class Crossbar:
         """
         m = check_int("n_rows", n_rows, 1, error=SpecError)
         n = check_int("n_cols", n_cols, 1, error=SpecError)
-        g_min = check_real("g_min", g_min, 0.0, MAX_CONDUCTANCE, error=SpecError, unit="S")
-        g_max = check_real("g_max", g_max, 0.0, MAX_CONDUCTANCE, error=SpecError, unit="S")
-        if g_min > g_max:
-            raise SpecError(f"need g_min <= g_max, got g_min={g_min!r} S, g_max={g_max!r} S")
+        resolved = renamed_keywords(options, {"g_min": "g_off", "g_max": "g_on"},
+                                    "Crossbar.random", {"g_off": g_off, "g_on": g_on},
+                                    {"g_off": 1e-6, "g_on": 1e-4})
+        g_off = check_real("g_off", resolved["g_off"], 0.0, MAX_CONDUCTANCE, error=SpecError,
+                           unit="S")
+        g_on = check_real("g_on", resolved["g_on"], 0.0, MAX_CONDUCTANCE, error=SpecError,
+                          unit="S")
+        if g_off > g_on:
+            raise SpecError(f"need g_off <= g_on, got g_off={g_off!r} S, g_on={g_on!r} S")
         if density is not None:
             density = check_real("density", density, 0.0, 1.0, error=SpecError)
         if seed is not None:
@@ -389,10 +396,10 @@ class Crossbar:
         check_memory(crossbar_bytes(m, n, copies=3), f"a random {m}x{n} crossbar")
         rng = np.random.default_rng(seed)
         if density is None:
-            conductance = rng.uniform(g_min, g_max, size=(m, n))
+            conductance = rng.uniform(g_off, g_on, size=(m, n))
         else:
             on = rng.random((m, n)) < density
-            conductance = np.where(on, g_max, g_min)
+            conductance = np.where(on, g_on, g_off)
         return cls(conductance, r_row=r_row, r_col=r_col, r_driver=r_driver, r_sense=r_sense,
                    **options)
 

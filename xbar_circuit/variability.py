@@ -10,10 +10,12 @@ array bit for bit.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validate import renamed_keywords
 from .errors import SpecError
 from .spec import Crossbar
 
@@ -147,8 +149,9 @@ def stuck_at_faults(crossbar: Crossbar, p_stuck_on: float, p_stuck_off: float, *
 
 
 def quantize_conductance(crossbar: Crossbar, levels: int | ArrayLike, *,
-                         g_min: float | None = None, g_max: float | None = None,
-                         stochastic: bool = False, seed: Seed = None) -> Crossbar:
+                         g_off: float | None = None, g_on: float | None = None,
+                         stochastic: bool = False, seed: Seed = None,
+                         **former: Any) -> Crossbar:
     """Round every cell to one of K conductance levels.
 
     Parameters
@@ -156,10 +159,12 @@ def quantize_conductance(crossbar: Crossbar, levels: int | ArrayLike, *,
     crossbar : Crossbar
         The target (analog) conductances.
     levels : int or array_like
-        K >= 2 evenly spaced levels from ``g_min`` to ``g_max``, or the level set
+        K >= 2 evenly spaced levels from ``g_off`` to ``g_on``, or the level set
         itself (siemens, strictly increasing, >= 0).
-    g_min, g_max : float, optional
-        Range of evenly spaced levels (S); default the array's min and max.
+    g_off, g_on : float, optional
+        Range of evenly spaced levels (S); default the array's min and max. The
+        former names ``g_min`` and ``g_max`` are accepted with a
+        :class:`DeprecationWarning`.
     stochastic : bool
         Round up with probability equal to the fractional position between the two
         neighbouring levels (unbiased), instead of to the nearest level.
@@ -176,7 +181,7 @@ def quantize_conductance(crossbar: Crossbar, levels: int | ArrayLike, *,
     ------
     SpecError
         For fewer than 2 levels, a level set that is not strictly increasing or has
-        negative/non-finite values, or ``g_min > g_max``.
+        negative/non-finite values, or ``g_off > g_on``.
 
     Examples
     --------
@@ -187,14 +192,20 @@ def quantize_conductance(crossbar: Crossbar, levels: int | ArrayLike, *,
     [[0.0, 5e-05, 0.0001, 0.0001]]
     """
     _check_crossbar(crossbar)
+    resolved = renamed_keywords(former, {"g_min": "g_off", "g_max": "g_on"},
+                                "quantize_conductance", {"g_off": g_off, "g_on": g_on},
+                                {"g_off": None, "g_on": None})
+    if former:
+        raise TypeError(f"quantize_conductance: unexpected keyword(s) {sorted(former)}")
+    g_off, g_on = resolved["g_off"], resolved["g_on"]
     if np.ndim(levels) == 0:
         count = int(levels)  # type: ignore[arg-type]
         if count != levels or count < 2:
             raise SpecError(f"levels must be an integer >= 2 or a level set, got {levels!r}")
-        lo = float(crossbar.conductance.min()) if g_min is None else float(g_min)
-        hi = float(crossbar.conductance.max()) if g_max is None else float(g_max)
+        lo = float(crossbar.conductance.min()) if g_off is None else float(g_off)
+        hi = float(crossbar.conductance.max()) if g_on is None else float(g_on)
         if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo <= hi):
-            raise SpecError(f"need 0 <= g_min <= g_max < inf, got g_min={lo!r}, g_max={hi!r}")
+            raise SpecError(f"need 0 <= g_off <= g_on < inf, got g_off={lo!r}, g_on={hi!r}")
         level_set = np.linspace(lo, hi, count)
     else:
         level_set = np.asarray(levels, dtype=np.float64).ravel()

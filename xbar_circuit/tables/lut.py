@@ -115,7 +115,7 @@ class LookupTable:
     >>> path = os.path.join(tempfile.mkdtemp(), "t.nc")
     >>> _ = calibrate(sweep, path, workers=0, progress=False, ngspice_check=False)
     >>> table = LookupTable.load(path)
-    >>> xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_min=1e-6, g_max=1e-4,
+    >>> xbar = Crossbar.random(12, 12, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4,
     ...                        density=0.5, seed=7)
     >>> 0.0 < table.predict_nf(xbar) < 0.1
     True
