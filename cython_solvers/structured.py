@@ -563,11 +563,11 @@ def check(result: ChainSolve, rtol: float, max_iter: int, what: str) -> None:
         reason = ("broke down (non-finite or non-positive curvature, the system is too "
                   "ill-conditioned for float64)")
     else:
-        reason = f"reached the iteration cap max_iter={max_iter}"
+        reason = f"reached the CG iteration cap cg_max_iter={max_iter}"
     raise ConvergenceError(
         f"nodal CG on the {what} did not converge for {bad.size} of "
         f"{result.status.size} input vector(s): vector {worst} {reason} after "
         f"{iterations} iterations with relative residual {residual:.3e} > rtol={rtol:.1e}. "
-        "Raise max_iter, loosen rtol, or use backend='reference'.",
+        "Raise cg_max_iter, loosen rtol, or use backend='reference'.",
         iterations=iterations, residual=residual, tolerance=rtol,
     )

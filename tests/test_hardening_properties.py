@@ -182,8 +182,8 @@ def test_solve_on_valid_crossbars(data, backend) -> None:
     v_in = data.draw(st.one_of(
         arrays(shape=data.draw(st.sampled_from([(m,), (2, m), (m + 1,), (0, m)]))),
         arrays(shape=(m,), elements=st.floats(-1.0, 1.0)), anything))
-    options = data.draw(st.dictionaries(st.sampled_from(["rtol", "max_iter", "threads"]),
-                                        anything, max_size=1))
+    names = st.sampled_from(["rtol", "cg_max_iter", "max_iter", "threads"])
+    options = data.draw(st.dictionaries(names, anything, max_size=1))
     sol = xbar_error_or_ok(lambda: solve(xbar, v_in, backend=backend, **options))
     if sol is not None:
         assert np.all(np.isfinite(sol.column_currents))

@@ -99,8 +99,8 @@ def test_option_typos_are_backend_errors(xbar: Crossbar, backend: str) -> None:
 
 
 def test_huge_iteration_caps_never_reach_the_kernel(xbar: Crossbar) -> None:
-    with pytest.raises(BackendError, match=r"max_iter must be an integer in \[1, 2147483647\]"):
-        solve(xbar, np.ones(3), max_iter=2**70)
+    with pytest.raises(BackendError, match=r"cg_max_iter must be an integer in \[1, 2147483647\]"):
+        solve(xbar, np.ones(3), cg_max_iter=2**70)
 
 
 @pytest.mark.parametrize("backend", ["nodal", "reference"])

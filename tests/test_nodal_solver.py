@@ -205,11 +205,11 @@ def test_kirchhoff_and_power_balance():
 def test_convergence_failure_raises_with_residual():
     xbar = Crossbar(np.full((20, 20), 1e-3), r_row=100.0, r_col=100.0)
     with pytest.raises(ConvergenceError) as info:
-        solve(xbar, np.ones(20), max_iter=2)
+        solve(xbar, np.ones(20), cg_max_iter=2)
     err = info.value
     assert err.iterations == 2
     assert err.residual > err.tolerance == 1e-12
-    assert "max_iter=2" in str(err)
+    assert "cg_max_iter=2" in str(err)
 
 
 def test_options_are_validated():
@@ -217,7 +217,7 @@ def test_options_are_validated():
     v = np.ones(4)
     with pytest.raises(BackendError, match="unknown option"):
         solve(xbar, v, tolerance=1e-3)
-    for bad in ({"rtol": 0.0}, {"rtol": 2.0}, {"rtol": "x"}, {"max_iter": 0},
+    for bad in ({"rtol": 0.0}, {"rtol": 2.0}, {"rtol": "x"}, {"cg_max_iter": 0},
                 {"threads": 0}, {"threads": 1.5}, {"use_effective": "yes"}):
         with pytest.raises(BackendError):
             solve(xbar, v, **bad)

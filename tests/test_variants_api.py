@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from xbar_circuit import TIA, Crossbar, Sinh, SpecError, effective_conductance, solve
 from xbar_circuit.cli import main
+from xbar_circuit.errors import BackendError, ConvergenceError
 
 
 def _variant() -> Crossbar:
@@ -46,7 +47,32 @@ def test_effective_conductance_of_a_variant_honours_solver_options() -> None:
     from xbar_circuit import BackendError, ConvergenceError
 
     xbar = _variant()
-    with pytest.raises(BackendError, match="max_iter"):
-        effective_conductance(xbar, max_iter=0)
+    with pytest.raises(BackendError, match="cg_max_iter"):
+        effective_conductance(xbar, cg_max_iter=0)
     with pytest.raises(ConvergenceError):
-        effective_conductance(xbar, max_iter=1, rtol=1e-15)
+        effective_conductance(xbar, cg_max_iter=1, rtol=1e-15)
+
+
+def test_former_cg_cap_name_warns_and_still_caps() -> None:
+    """``max_iter`` (former name of ``cg_max_iter``) reaches the same CG cap."""
+    xbar = Crossbar(np.full((20, 20), 1e-3), r_row=100.0, r_col=100.0)
+    with pytest.warns(DeprecationWarning, match="'max_iter' is now called 'cg_max_iter'"), \
+            pytest.raises(ConvergenceError, match="cg_max_iter=2"):
+        solve(xbar, np.ones(20), max_iter=2)
+    with pytest.warns(DeprecationWarning), pytest.raises(ConvergenceError):
+        effective_conductance(xbar, max_iter=2)
+    with pytest.raises(BackendError, match="not also its former name"):
+        solve(xbar, np.ones(20), max_iter=2, cg_max_iter=3)
+
+
+def test_effective_conductance_on_every_backend_agrees() -> None:
+    """The one public ``effective_conductance`` cross-checks itself on another backend."""
+    xbar = Crossbar.random(6, 5, r_row=2.0, r_col=3.0, r_driver=5.0, r_sense=7.0,
+                           driver_side="both", seed=3)
+    nodal = effective_conductance(xbar)
+    reference = effective_conductance(xbar, backend="reference")
+    np.testing.assert_allclose(nodal, reference, rtol=1e-9, atol=0)
+    from xbar_circuit import mapping
+    assert mapping.effective_conductance is effective_conductance
+    with pytest.raises(BackendError, match="unknown backend 'spice'"):
+        effective_conductance(xbar, backend="spice")

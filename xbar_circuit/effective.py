@@ -10,8 +10,12 @@ by reciprocity of the network, N solves with a unit voltage at each column port
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from ._validate import renamed_keywords
+from .backends import BACKENDS
 from .backends.nodal import DEFAULT_RTOL, check_converged
 from .errors import BackendError, SpecError
 from .spec import Crossbar
@@ -25,9 +29,11 @@ def effective_conductance(
     crossbar: Crossbar,
     *,
     rtol: float = DEFAULT_RTOL,
-    max_iter: int | None = None,
+    cg_max_iter: int | None = None,
     threads: int | None = None,
     method: str = "auto",
+    backend: str = "nodal",
+    **former: Any,
 ) -> np.ndarray:
     """Return the exact (M, N) effective conductance ``G_eff`` with ``I = V · G_eff``.
 
@@ -43,13 +49,19 @@ def effective_conductance(
         A linear crossbar.
     rtol : float, optional
         Relative CG tolerance of each unit solve (default 1e-12).
-    max_iter : int, optional
-        CG iteration cap per solve (default ``200 + 20 (M + N)``).
+    cg_max_iter : int, optional
+        CG iteration cap per solve (default ``200 + 20 (M + N)``); its former name
+        ``max_iter`` is accepted with a :class:`DeprecationWarning`.
     threads : int, optional
         Worker threads over the unit solves (default ``min(2, os.cpu_count())``).
     method : {"auto", "rows", "columns"}, optional
         ``"rows"``: M solves with unit row inputs; ``"columns"``: N solves with a unit
         voltage at each column port (reciprocity); ``"auto"`` picks the smaller count.
+    backend : str, optional
+        ``"nodal"`` (default) computes ``G_eff`` as below. Any other backend of
+        :func:`xbar_circuit.solve` (``"reference"``, ``"ngspice"``) solves the M unit
+        inputs one by one, as an independent cross-check; ``rtol``, ``cg_max_iter``,
+        ``threads`` and ``method`` then do not apply.
 
     Returns
     -------
@@ -86,6 +98,13 @@ def effective_conductance(
     """
     if not isinstance(crossbar, Crossbar):
         raise SpecError(f"expected an xbar_circuit.Crossbar, got {type(crossbar).__name__}")
+    cg_max_iter = renamed_keywords(former, {"max_iter": "cg_max_iter"},
+                                   "effective_conductance", {"cg_max_iter": cg_max_iter},
+                                   {"cg_max_iter": None})["cg_max_iter"]
+    if former:
+        raise TypeError(f"effective_conductance: unexpected keyword(s) {sorted(former)}")
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
     if method not in _METHODS:
         raise BackendError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
     m, n = crossbar.shape
@@ -94,9 +113,15 @@ def effective_conductance(
             f"an effective conductance exists only for linear cells; this crossbar's device "
             f"is {type(crossbar.device).__name__} (solve() handles nonlinear arrays)"
         )
+    if backend != "nodal":
+        from .api import solve
+
+        unit_inputs = np.eye(m)
+        return np.array(np.atleast_2d(solve(crossbar, unit_inputs, backend=backend)
+                                      .column_currents), dtype=np.float64)
     from .backends.nodal import NodalSolver
 
-    solver = NodalSolver(crossbar, rtol=rtol, max_iter=max_iter, threads=threads)
+    solver = NodalSolver(crossbar, rtol=rtol, cg_max_iter=cg_max_iter, threads=threads)
     by_rows = method == "rows" or (method == "auto" and m <= n)
     if solver.path != "line" or by_rows:
         return solver.effective_conductance()
@@ -104,9 +129,9 @@ def effective_conductance(
 
     opts = solver.opts
     result = line_pcg.solve(solver.line_factors, None, np.eye(n), store=False,
-                            rtol=opts["rtol"], max_iter=opts["max_iter"],
+                            rtol=opts["rtol"], max_iter=opts["cg_max_iter"],
                             threads=opts["threads"])
-    check_converged(result, opts["rtol"], opts["max_iter"],
+    check_converged(result, opts["rtol"], opts["cg_max_iter"],
                     f"{m}x{n} crossbar (effective conductance)")
     # Row i delivers row_currents[j, i] into the array when column port j is at 1 V;
     # the current into its grounded source is the negative, equal to G_eff[i, j].

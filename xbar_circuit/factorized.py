@@ -95,7 +95,7 @@ def factorize(crossbar: Crossbar, **options: Any) -> CrossbarSolver:
     crossbar : Crossbar
         Any legal spec.
     **options
-        ``rtol``, ``max_iter``, ``threads``, ``use_effective``, ``newton_max_iter`` and
+        ``rtol``, ``cg_max_iter``, ``threads``, ``use_effective``, ``newton_max_iter`` and
         ``refine``, as for ``solve(..., backend="nodal")``.
 
     Returns

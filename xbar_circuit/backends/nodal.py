@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -67,8 +68,10 @@ UNIT_CHUNK_BYTES = 2**28
 _INT_CAP = 2**31 - 1
 """Largest iteration cap / thread count passed on to the compiled kernels."""
 
-_OPTIONS = ("rtol", "max_iter", "threads", "use_effective", "v_gate", "newton_max_iter",
+_OPTIONS = ("rtol", "cg_max_iter", "threads", "use_effective", "v_gate", "newton_max_iter",
             "refine")
+_FORMER_OPTIONS = {"max_iter": "cg_max_iter"}
+"""Former option names, still accepted with a DeprecationWarning."""
 
 
 def ideal_output(crossbar: Crossbar, v_in: np.ndarray, start: float) -> BackendOutput:
@@ -109,6 +112,14 @@ def _positive_int(name: str, value: Any) -> int:
 def _parse_options(options: dict[str, Any], m: int, n: int) -> dict[str, Any]:
     from ..cython_solvers.structured import default_max_iter, default_threads
 
+    options = dict(options)
+    for old, new in _FORMER_OPTIONS.items():
+        if old in options:
+            if new in options:
+                raise BackendError(f"pass {new!r} only (not also its former name {old!r})")
+            warnings.warn(f"backend 'nodal': option {old!r} is now called {new!r}",
+                          DeprecationWarning, stacklevel=4)
+            options[new] = options.pop(old)
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
         raise BackendError(
@@ -123,7 +134,8 @@ def _parse_options(options: dict[str, Any], m: int, n: int) -> dict[str, Any]:
     if not (math.isfinite(rtol) and 0.0 < rtol < 1.0):
         raise BackendError(f"rtol must be in (0, 1), got {rtol!r}")
     out: dict[str, Any] = {"rtol": rtol}
-    for name, default in (("max_iter", default_max_iter(m, n)), ("threads", default_threads())):
+    for name, default in (("cg_max_iter", default_max_iter(m, n)),
+                          ("threads", default_threads())):
         value = options.get(name)
         out[name] = _positive_int(name, default if value is None else value)
     for name in ("use_effective", "refine"):
@@ -162,8 +174,9 @@ class NodalSolver:
     crossbar : Crossbar
         Any legal spec.
     **options
-        ``rtol``, ``max_iter``, ``threads``, ``use_effective``, ``newton_max_iter``,
-        ``refine`` as for :func:`solve_batch`.
+        ``rtol``, ``cg_max_iter``, ``threads``, ``use_effective``, ``newton_max_iter``,
+        ``refine`` as for :func:`solve_batch` (``max_iter``, the former name of
+        ``cg_max_iter``, is accepted with a :class:`DeprecationWarning`).
 
     Raises
     ------
@@ -227,7 +240,7 @@ class NodalSolver:
         if refine is False or (refine == "auto" and not needs_refinement(
                 result, stiff=self._stiffness())):
             return 0
-        return refine_solution(self.chains, v_s, result, max_iter=self.opts["max_iter"],
+        return refine_solution(self.chains, v_s, result, max_iter=self.opts["cg_max_iter"],
                                threads=self.opts["threads"], what=self.what)
 
     def _stiffness(self) -> float:
@@ -248,7 +261,7 @@ class NodalSolver:
         from ..cython_solvers import line_pcg
         from ..cython_solvers.structured import ChainSolve
 
-        common = {"rtol": self.opts["rtol"], "max_iter": self.opts["max_iter"],
+        common = {"rtol": self.opts["rtol"], "max_iter": self.opts["cg_max_iter"],
                   "threads": self.opts["threads"]}
         keep = store or self.opts["refine"] is not False
         if self.path == "line":
@@ -257,7 +270,7 @@ class NodalSolver:
                                 raw.iterations, raw.residual, raw.status)
         else:
             result = self.chains.solve(v_s, store=keep, **common)
-        check_converged(result, self.opts["rtol"], self.opts["max_iter"], self.what)
+        check_converged(result, self.opts["rtol"], self.opts["cg_max_iter"], self.what)
         steps = self._refine(v_s, result) if keep else 0
         if not store:
             result.row_voltages = result.column_voltages = None
@@ -364,7 +377,7 @@ class NodalSolver:
             "residual": float(result.residual.max()),
             "refinement_steps": steps,
             "rtol": opts["rtol"],
-            "max_iter": opts["max_iter"],
+            "cg_max_iter": opts["cg_max_iter"],
             "threads": opts["threads"],
             "seconds": time.perf_counter() - start,
         }
@@ -377,7 +390,7 @@ class NodalSolver:
         crossbar = self.crossbar
         opts = self.opts
         result = solve_nonlinear(crossbar, self.oriented, v_in, gates, rtol=opts["rtol"],
-                                 max_iter=opts["max_iter"],
+                                 max_iter=opts["cg_max_iter"],
                                  newton_max_iter=opts["newton_max_iter"],
                                  threads=opts["threads"])
         col_i = result["column_currents"]
@@ -414,8 +427,9 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
         Validated row source voltages in volts (C-contiguous float64).
     rtol : float, optional
         Relative tolerance on the CG residual of each vector (default 1e-12).
-    max_iter : int, optional
-        CG iteration cap per vector (default ``200 + 20 (M + N)``).
+    cg_max_iter : int, optional
+        CG iteration cap per vector (default ``200 + 20 (M + N)``); its former name
+        ``max_iter`` is accepted with a :class:`DeprecationWarning`.
     threads : int, optional
         Worker threads over the batch (default ``min(2, os.cpu_count())``); 1 runs
         in the calling thread.
@@ -441,7 +455,7 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
     BackendOutput
         ``info`` holds ``method``, ``iterations`` (max over the solves),
         ``iterations_mean``, ``residual`` (worst relative residual), ``rtol``,
-        ``max_iter``, ``threads``, ``effective`` (bool), ``solves`` (number of CG
+        ``cg_max_iter``, ``threads``, ``effective`` (bool), ``solves`` (number of CG
         solves), ``refinement_steps`` and the time in seconds.
 
     Raises
@@ -449,7 +463,7 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
     BackendError
         For unknown or invalid options.
     ConvergenceError
-        When a vector does not reach ``rtol`` within ``max_iter`` iterations, or
+        When a vector does not reach ``rtol`` within ``cg_max_iter`` iterations, or
         refinement cannot reach the accuracy contract.
     """
     v_gate = options.pop("v_gate", None)

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 
 from .._validate import check_int
 from ..api import solve
-from ..effective import effective_conductance as _exact_geff
+from ..effective import effective_conductance
 from ..errors import XbarError
 from ..spec import Crossbar
 from .layout import MappedLayer, Tile
@@ -254,28 +254,6 @@ def as_circuit(circuit: Any) -> MappingCircuit | None:
                        f"got {type(circuit).__name__}")
 
 
-def effective_conductance(crossbar: Crossbar, backend: str = "nodal") -> np.ndarray:
-    """Exact (M, N) effective conductance, ``I = V · G_eff`` for every input V.
-
-    Parameters
-    ----------
-    crossbar : Crossbar
-        A linear crossbar.
-    backend : str
-        ``"nodal"`` uses :func:`xbar_circuit.effective_conductance`; any other backend
-        solves the M unit inputs with :func:`xbar_circuit.solve`.
-
-    Returns
-    -------
-    ndarray, shape (M, N)
-        Siemens: row i is the column current per volt applied on row i alone.
-    """
-    if backend == "nodal":
-        return np.asarray(_exact_geff(crossbar), dtype=np.float64)
-    return np.atleast_2d(solve(crossbar, np.eye(crossbar.n_rows),
-                               backend=backend).column_currents)
-
-
 def tile_crossbar(tile: Tile, circuit: Any, layer: MappedLayer | None = None) -> Crossbar:
     """The :class:`Crossbar` of one tile under ``circuit`` (variability drawn per tile key).
 
@@ -310,7 +288,7 @@ def tile_effective_conductance(tile: Tile, circuit: Any, layer: MappedLayer | No
     if key not in tile.cache:
         xbar = tile_crossbar(tile, circ, layer)
         tile.cache[key] = (np.array(xbar.conductance) if circ.is_ideal else
-                           effective_conductance(xbar, circ.backend))
+                           effective_conductance(xbar, backend=circ.backend))
     return tile.cache[key]
 
 
