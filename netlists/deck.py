@@ -202,6 +202,11 @@ def _refusal(what: str, text: str, position: int, where: str = "") -> DeckTextEr
         f"start a new deck line", what, position)
 
 
+def _require_str(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise DeckTextError(f"{what} must be a string, got {type(value).__name__}", what, 0)
+
+
 def check_deck_text(text: str, what: str = "text") -> str:
     """Return ``text`` if it can stand on one deck line; raise :class:`DeckTextError` if not.
 
@@ -236,8 +241,7 @@ def check_deck_text(text: str, what: str = "text") -> str:
     ...
     xbar_circuit.netlists.deck.DeckTextError: the deck title must be ... U+2028 (LINE SEPARATOR)...
     """
-    if not isinstance(text, str):
-        raise DeckTextError(f"{what} must be a string, got {type(text).__name__}", what, 0)
+    _require_str(text, what)
     match = _REFUSED.search(text)
     if match:
         raise _refusal(what, text, match.start())
@@ -263,8 +267,7 @@ def check_deck(deck: str, what: str = "the deck") -> str:
     str
         ``deck`` unchanged.
     """
-    if not isinstance(deck, str):
-        raise DeckTextError(f"{what} must be a string, got {type(deck).__name__}", what, 0)
+    _require_str(deck, what)
     text = deck.replace("\r\n", "\n")
     match = _REFUSED_IN_DECK.search(text)
     if match:
@@ -410,6 +413,19 @@ def _resistance_note(value: float) -> str:
     return "zero: 0 V sources, exact shorts" if value == 0.0 else "resistors"
 
 
+def _sources_group(v: np.ndarray) -> tuple[str, list[Element]]:
+    """The ideal row sources ``Vin_i`` at the volts of ``v``."""
+    return ("row sources V[i] (ideal, volts)",
+            [Element("V", f"in_{i}", source_node(i), GROUND, float(v[i]))
+             for i in range(v.shape[0])])
+
+
+def _ideal_tia_group(n: int) -> tuple[str, list[Element]]:
+    """The 0 V sources ``Vtia_j`` holding each virtual ground (the column ammeters)."""
+    return ("virtual grounds of the ideal TIAs: 0 V sources vg_j -> ground (ammeters)",
+            [Element("V", f"tia_{j}", vground_node(j), GROUND, 0.0) for j in range(n)])
+
+
 def deck_elements(
     crossbar: Crossbar, v_in: ArrayLike, v_gate: ArrayLike | None = None
 ) -> list[tuple[str, list[Element]]]:
@@ -436,10 +452,7 @@ def deck_elements(
     m, n = crossbar.shape
     g = crossbar.conductance
     groups: list[tuple[str, list[Element]]] = []
-    groups.append((
-        "row sources V[i] (ideal, volts)",
-        [Element("V", f"in_{i}", source_node(i), GROUND, float(v[i])) for i in range(m)],
-    ))
+    groups.append(_sources_group(v))
     groups.append((
         f"driver output resistance r_driver = {format_value(crossbar.r_driver)} ohm "
         f"({_resistance_note(crossbar.r_driver)})",
@@ -492,10 +505,7 @@ def deck_elements(
         f"({_resistance_note(crossbar.r_sense)})",
         [_wire(f"sns_{j}", sense_node(j), vground_node(j), crossbar.r_sense) for j in range(n)],
     ))
-    groups.append((
-        "virtual grounds of the ideal TIAs: 0 V sources vg_j -> ground (ammeters)",
-        [Element("V", f"tia_{j}", vground_node(j), GROUND, 0.0) for j in range(n)],
-    ))
+    groups.append(_ideal_tia_group(n))
     return groups
 
 
@@ -540,10 +550,7 @@ def _variant_elements(crossbar: Crossbar, v: np.ndarray,
                 "(r_driver = 0 and every segment 0 ohm): a loop of 0 V sources, which SPICE "
                 "cannot solve; give r_driver > 0 or a non-zero segment")
     groups: list[tuple[str, list[Element]]] = []
-    groups.append((
-        "row sources V[i] (ideal, volts)",
-        [Element("V", f"in_{i}", source_node(i), GROUND, float(v[i])) for i in range(m)],
-    ))
+    groups.append(_sources_group(v))
     drivers: list[Element] = []
     if side in ("left", "both"):
         drivers += [_wire(f"drv_{i}", source_node(i), driver_node(i), crossbar.r_driver)
@@ -617,8 +624,7 @@ def _variant_elements(crossbar: Crossbar, v: np.ndarray,
             port.append(Element("R", f"load_{j}", f"ld_{j}", GROUND, crossbar.sense_load))
         caption = "sense loads: ammeter Vtia_j vg_j -> ld_j, Rload_j ld_j -> ground"
     else:
-        port = [Element("V", f"tia_{j}", vground_node(j), GROUND, 0.0) for j in range(n)]
-        caption = "virtual grounds of the ideal TIAs: 0 V sources vg_j -> ground (ammeters)"
+        caption, port = _ideal_tia_group(n)
     groups.append((caption, port))
     return groups
 

@@ -36,6 +36,8 @@ from xbar_circuit.netlists import (
     shared_plot_names,
     write_deck,
 )
+from xbar_circuit.netlists import cost as cost_module
+from xbar_circuit.netlists import discovery as discovery_module
 from xbar_circuit.netlists import runner as runner_module
 
 HAVE_NGSPICE = shutil.which("ngspice") is not None
@@ -242,7 +244,7 @@ def test_subprocess_mode_without_ngspice_on_path(monkeypatch, tmp_path) -> None:
 
 def test_auto_mode_without_any_ngspice(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(runner_module, "find_libngspice", lambda: None)
+    monkeypatch.setattr(discovery_module, "find_libngspice", lambda: None)
     crossbar = Crossbar.random(2, 2, r_row=1.0, r_col=1.0, seed=0)
     with pytest.raises(NgspiceNotFoundError, match="libngspice0-dev"):
         solve(crossbar, [0.1, 0.2], backend="ngspice")
@@ -334,7 +336,7 @@ def test_timeout_kills_ngspice() -> None:
 def test_cost_warning_before_a_large_run(monkeypatch: pytest.MonkeyPatch) -> None:
     # The KLU threshold (256x256) is lowered to 64x64 so that the run stays small; the
     # threshold itself is checked without a run in test_netlists.
-    monkeypatch.setattr(runner_module, "COST_WARNING_CELLS_KLU", 64 * 64)
+    monkeypatch.setattr(cost_module, "COST_WARNING_CELLS_KLU", 64 * 64)
     crossbar = Crossbar.random(65, 65, r_row=1.0, r_col=1.0, seed=0)
     with pytest.warns(NgspiceCostWarning, match=r"65x65 .*about \d+ s"), \
             pytest.raises(NgspiceTimeoutError) as info:

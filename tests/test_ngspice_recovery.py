@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xbar_circuit.netlists.runner import _failure_lines
+from xbar_circuit.netlists.results import _failure_lines
 
 RECOVERED = """Error: -2.32349e+92 out of range for cosh
     in line bcell_7_7

@@ -35,7 +35,9 @@ from xbar_circuit.netlists import (
     to_pyspice_circuit,
     write_deck,
 )
-from xbar_circuit.netlists import runner as runner_module
+from xbar_circuit.netlists import discovery as discovery_module
+from xbar_circuit.netlists import shared_library as shared_module
+from xbar_circuit.netlists import subprocess_run as subprocess_module
 
 HAVE_NGSPICE = shutil.which("ngspice") is not None
 try:
@@ -135,7 +137,7 @@ def test_the_guard_is_what_stops_the_shared_mode_attack(tmp_path: Path) -> None:
     good = write_deck(XBAR, [0.1, 0.2])
     deck = _hostile_title(target) + "\n" + good.split("\n", 1)[1]
     try:
-        runner_module._Shared.get().run(deck, timeout=30, keep_files=False)
+        shared_module._Shared.get().run(deck, timeout=30, keep_files=False)
     except NgspiceError:
         pass
     assert target.exists()
@@ -222,11 +224,11 @@ def test_atexit_cleanup_kills_what_is_left(tmp_path: Path) -> None:
     workdir.mkdir()
     sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        runner_module._LIVE_RUNS[sleeper.pid] = (str(workdir), False)
-        runner_module._end_live_runs()
+        subprocess_module._LIVE_RUNS[sleeper.pid] = (str(workdir), False)
+        subprocess_module._end_live_runs()
         assert sleeper.wait(timeout=10) == -signal.SIGKILL
         assert not workdir.exists()
-        assert sleeper.pid not in runner_module._LIVE_RUNS
+        assert sleeper.pid not in subprocess_module._LIVE_RUNS
     finally:
         if sleeper.poll() is None:
             sleeper.kill()
@@ -255,7 +257,7 @@ def _fake_ngspice(tmp_path: Path, value: str) -> str:
 def test_non_finite_rawfile_values_are_refused(value: str, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _fake_ngspice(tmp_path, value)
-    monkeypatch.setattr(runner_module, "find_ngspice", lambda: fake)
+    monkeypatch.setattr(discovery_module, "find_ngspice", lambda: fake)
     with pytest.raises(NgspiceOutputError, match=r"non-finite value.*i\(v1\)") as info:
         run_deck("t\nV1 a 0 1\nR1 a 0 1k\n.op\n.end\n", mode="subprocess")
     assert isinstance(info.value, NgspiceError)
@@ -263,13 +265,13 @@ def test_non_finite_rawfile_values_are_refused(value: str, tmp_path: Path,
     assert kept is not None and Path(kept).exists() and kept in str(info.value)
     shutil.rmtree(Path(kept).parent, ignore_errors=True)
     # The same fake with a finite value is accepted: the check is on the values.
-    monkeypatch.setattr(runner_module, "find_ngspice", lambda: _fake_ngspice(tmp_path, "2.5"))
+    monkeypatch.setattr(discovery_module, "find_ngspice", lambda: _fake_ngspice(tmp_path, "2.5"))
     assert run_deck("t\nV1 a 0 1\n.op\n.end\n", mode="subprocess").values["i(v1)"] == 2.5
 
 
 @skip_without_shared
 def test_non_finite_shared_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    shared = runner_module._Shared.get()
+    shared = shared_module._Shared.get()
     monkeypatch.setattr(shared, "_read_current_plot",
                         lambda: {"v(a)": 1.0, "i(v1)": float("nan")})
     with pytest.raises(NgspiceOutputError, match="non-finite") as info:
