@@ -49,9 +49,13 @@ def _array(spec: str | None, preset: str | None, size: tuple[int, int] | None,
                                    "--r-driver, --r-sense with it")
         return preset
     m, n = size if size is not None else (128, 128)
-    resistances = {name: (1.0 if name in ("r_row", "r_col") else 0.0) if value is None
-                   else value for name, value in wires.items()}
-    return Crossbar(np.full((m, n), 1e-6 if g_off is None else g_off), **resistances)
+    def pick(name: str, default: float) -> float:
+        value = wires[name]
+        return default if value is None else value
+
+    return Crossbar(np.full((m, n), 1e-6 if g_off is None else g_off),
+                    r_row=pick("r_row", 1.0), r_col=pick("r_col", 1.0),
+                    r_driver=pick("r_driver", 0.0), r_sense=pick("r_sense", 0.0))
 
 
 @click.command(name="export-neurosim")
