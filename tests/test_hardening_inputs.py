@@ -301,7 +301,7 @@ def test_npy_v_in_declaring_a_huge_array_is_refused_from_its_header(tmp_path) ->
 
 @pytest.mark.parametrize(("args", "message"), [
     (["solve", "--random", "200000x200000"], "needs at least"),
-    (["solve", "--random", "3x3", "--g-max", "1e30"], "g_on must be <="),
+    (["solve", "--random", "3x3", "--g-on", "1e30"], "g_on must be <="),
     (["solve", "--random", "3x3", "--r-row", "nan"], "r_row must be finite"),
     (["solve", "--random", "3x3", "--density", "nan"], "density must be finite"),
     (["solve", "--random", "3x3", "--v-in", "1e308"], "|v_in| must be <="),

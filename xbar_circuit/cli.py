@@ -6,11 +6,12 @@ Commands
 ``xbar solve``     solve a spec (or a generated random array) on a backend; ``--compare``
                    runs two backends and prints their agreement.
 ``xbar info``      version, backends and whether ngspice is available.
+
+Every command takes ``--json``, ``-q/--quiet`` and ``-v/--verbose`` (see _cli_common).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -20,6 +21,19 @@ import click
 import numpy as np
 
 from . import __version__
+from ._cli_common import (
+    common_options,
+    deprecated_alias,
+    emit_json,
+    format_si,
+    format_si_list,
+    group_options,
+    json_safe,
+    log,
+    resolve_alias,
+    stage,
+    state,
+)
 from ._validate import as_real_array, check_real, load_json, short_repr
 from .api import solve, validate_inputs
 from .backends import BACKENDS, DEFAULT_BACKEND
@@ -118,17 +132,7 @@ def _finite_tolerance(ctx: click.Context, param: click.Parameter, value: float) 
         raise click.BadParameter(str(exc)) from None
 
 
-def _json_safe(value: object) -> object:
-    """Replace NaN/inf floats by None so that ``--json`` output is valid JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
+_json_safe = json_safe  # the former private name
 
 
 def _write(path: str, what: str, write: object) -> None:
@@ -139,8 +143,19 @@ def _write(path: str, what: str, write: object) -> None:
         raise click.ClickException(f"cannot write {what} to {path}: {exc}") from None
 
 
+_OPTION_NAMES = {"g_min": "--g-off", "g_max": "--g-on"}
+"""Deprecated option parameters and the option that replaced them (named in messages)."""
+
+
+def _conductance_range(g_off: float, g_on: float, g_min: float | None, g_max: float | None
+                       ) -> tuple[float, float]:
+    """``--g-off``/``--g-on``, or their deprecated names ``--g-min``/``--g-max``."""
+    return (resolve_alias(g_off, g_min, new="--g-off", old="--g-min", new_param="g_off"),
+            resolve_alias(g_on, g_max, new="--g-on", old="--g-max", new_param="g_on"))
+
+
 def _build_spec(spec_path: str | None, random_size: str | None, seed: int, r_row: float,
-                r_col: float, r_driver: float, r_sense: float, g_min: float, g_max: float,
+                r_col: float, r_driver: float, r_sense: float, g_off: float, g_on: float,
                 density: float | None, preset: str | None = None) -> Crossbar:
     if (spec_path is None) == (random_size is None):
         raise click.UsageError("give either a SPEC file or --random MxN (exactly one of them)")
@@ -153,25 +168,25 @@ def _build_spec(spec_path: str | None, random_size: str | None, seed: int, r_row
         from .presets import get_preset
 
         chosen = get_preset(preset)
-        explicit = _explicit_options("r_row", "r_col", "r_driver", "r_sense", "g_min", "g_max")
+        explicit = _explicit_options("r_row", "r_col", "r_driver", "r_sense", "g_off", "g_on",
+                                     "g_min", "g_max")
         if explicit:
             raise click.UsageError(
                 f"--preset {preset} sets the wires and conductances; it conflicts with "
                 f"{', '.join(explicit)} (drop those options, or --preset)")
         return chosen.crossbar(rows, cols, density=density, seed=seed)
     return Crossbar.random(rows, cols, r_row=r_row, r_col=r_col, r_driver=r_driver,
-                           r_sense=r_sense, g_off=g_min, g_on=g_max, density=density, seed=seed)
+                           r_sense=r_sense, g_off=g_off, g_on=g_on, density=density, seed=seed)
 
 
 def _explicit_options(*names: str) -> list[str]:
-    """The options among ``names`` that the command line set (not left at their default)."""
-    from click.core import ParameterSource
+    """The options among ``names`` that the command line set (not left at their default),
+    by their current option names."""
+    from ._cli_common import explicit_options
 
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return []
-    return [f"--{name.replace('_', '-')}" for name in names
-            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    shown = [_OPTION_NAMES.get(name, f"--{name.replace('_', '-')}")
+             for name in explicit_options(*names)]
+    return list(dict.fromkeys(shown))
 
 
 def _preset_inputs(v_in: str, preset: str | None) -> str:
@@ -182,8 +197,8 @@ def _preset_inputs(v_in: str, preset: str | None) -> str:
     from .presets import get_preset
 
     volts = get_preset(preset).v_read
-    click.echo(f"--preset {preset}: inputs at its read voltage {volts:g} V (set --v-in to "
-               "change)", err=True)
+    log.info("--preset %s: inputs at its read voltage %s (set --v-in to change)", preset,
+             format_si(volts, "V"))
     return repr(volts)
 
 
@@ -202,13 +217,15 @@ def _spec_options(func):
                      help="Driver output resistance (ohm)."),
         click.option("--r-sense", default=0.0, show_default=True,
                      help="Sense resistance to the virtual ground (ohm)."),
-        click.option("--g-min", default=1e-6, show_default=True,
-                     help="Lowest / OFF conductance (S)."),
-        click.option("--g-max", default=1e-4, show_default=True,
-                     help="Highest / ON conductance (S)."),
+        click.option("--g-off", default=1e-6, show_default=True,
+                     help="OFF (lowest) conductance (S)."),
+        click.option("--g-on", default=1e-4, show_default=True,
+                     help="ON (highest) conductance (S)."),
+        deprecated_alias("--g-min", "g_min", type=float),
+        deprecated_alias("--g-max", "g_max", type=float),
         click.option("--density", type=float, default=None,
                      help="Binary array: probability of an ON cell "
-                          "(else uniform in [g-min, g-max])."),
+                          "(else uniform in [g-off, g-on])."),
         click.option("--v-in", default="0.2", show_default=True,
                      help="Input volts on every row, or a .npy/.json/.txt file of M values."),
         click.option("--preset", default=None, metavar="NAME",
@@ -245,34 +262,53 @@ class _LazyGroup(click.Group):
             except (ImportError, AttributeError) as exc:
                 message = f"the '{cmd_name}' command is unavailable: {exc}"
 
-                def unavailable() -> None:
+                @click.command(cmd_name, help=message,
+                               short_help="(unavailable: missing dependency)",
+                               context_settings={"ignore_unknown_options": True,
+                                                 "allow_extra_args": True})
+                @common_options
+                def unavailable(as_json: bool) -> None:
                     raise click.ClickException(message)
 
-                return click.Command(cmd_name, callback=unavailable, help=message,
-                                     short_help="(unavailable: missing dependency)")
+                return unavailable
         return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xbar-circuit")
+@group_options
 def main() -> None:
-    """xbar-circuit: circuit-level crossbar solver validated against ngspice."""
+    """xbar-circuit: circuit-level crossbar solver validated against ngspice.
+
+    \b
+    Conventions shared by every command:
+      -o/--output FILE     one output file; commands writing several take --out-dir DIR
+      --json               the result as one JSON document on standard output
+      -q/--quiet           no progress or information lines on standard error
+      -v/--verbose         debug diagnostics on standard error
+      --g-off/--g-on       device OFF/ON conductances in siemens
+    """
 
 
 @main.command()
 @_spec_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the deck here instead of standard output.")
+              help="Write the deck to this file instead of standard output.")
 @click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
               help="Also write the (generated) spec as JSON.")
-def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max, density,
-            v_in, preset, output, save_spec) -> None:
-    """Write the SPICE deck of a crossbar spec (JSON) for one input vector."""
+@common_options
+def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_off, g_on, g_min,
+            g_max, density, v_in, preset, output, save_spec, as_json) -> None:
+    """Write the SPICE deck of a crossbar spec (JSON) for one input vector.
+
+    With --json: {"output", "deck" (the text when no -o), "rows", "cols", "spec"}.
+    """
     from .netlists import write_deck
 
+    g_off, g_on = _conductance_range(g_off, g_on, g_min, g_max)
     try:
-        xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
-                           g_max, density, preset)
+        xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_off,
+                           g_on, density, preset)
         volts = validate_inputs(xbar, _load_inputs(_preset_inputs(v_in, preset),
                                                    xbar.n_rows))[0][0]
         deck = write_deck(xbar, volts)
@@ -282,8 +318,11 @@ def netlist(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_m
         _write(save_spec, "the spec", xbar.save)
     if output:
         _write(output, "the deck", lambda path: Path(path).write_text(deck))
-        click.echo(f"wrote {output} ({xbar.n_rows}x{xbar.n_cols} crossbar)", err=True)
-    else:
+        log.info("wrote %s (%dx%d crossbar)", output, xbar.n_rows, xbar.n_cols)
+    if as_json:
+        emit_json({"output": output, "deck": None if output else deck, "rows": xbar.n_rows,
+                   "cols": xbar.n_cols, "spec": save_spec})
+    elif not output:
         click.echo(deck, nl=False)
 
 
@@ -294,13 +333,16 @@ def _ohms(value: float | np.ndarray) -> str:
     return f"[{np.min(value):g}, {np.max(value):g}] ohm per segment"
 
 
-def _format_currents(currents: np.ndarray) -> str:
-    with np.printoptions(precision=6, threshold=64, edgeitems=4, linewidth=96):
-        return np.array2string(np.asarray(currents), separator=", ")
+def _format_currents(currents: np.ndarray, unit: str = "A") -> str:
+    """Values with 4 significant digits and an SI prefix; the ends of a long vector."""
+    return format_si_list(currents, unit)
 
 
 DECK_SUFFIXES = (".cir", ".sp", ".spice", ".net", ".ckt", ".deck")
 """File suffixes ``xbar solve`` reads as SPICE decks (with read_deck) instead of specs."""
+
+SHOWN_NODES = 20
+"""Node voltages and source currents ``xbar solve DECK`` prints (--json prints all)."""
 
 
 def _solve_deck(path: str, compare: str | None, rtol: float, timeout: float | None,
@@ -319,7 +361,9 @@ def _solve_deck(path: str, compare: str | None, rtol: float, timeout: float | No
         theirs = None
         if compare is not None:
             start = time.perf_counter()
-            theirs = ngspice_operating_point(netlist, mode=mode, timeout=timeout)
+            with stage(f"ngspice: solving {Path(path).name} "
+                       f"({len(netlist.elements)} elements)"):
+                theirs = ngspice_operating_point(netlist, mode=mode, timeout=timeout)
             spice_seconds = time.perf_counter() - start
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
@@ -346,19 +390,22 @@ def _solve_deck(path: str, compare: str | None, rtol: float, timeout: float | No
                                 "names_in_one_only": missing, "rtol": rtol, "agree": agree}
         status = 0 if agree else 3
     if as_json:
-        click.echo(json.dumps(_json_safe(report), indent=1, allow_nan=False))
+        emit_json(report)
         sys.exit(status)
     click.echo(f"{path}: {len(netlist.elements)} elements, {len(netlist.nodes)} nodes, "
                f"solved by read_deck in {seconds:.3f} s"
                + (f" ({ours.iterations} Newton iterations)" if ours.iterations else "")
                + f"; largest KCL residual {ours.residual:.2e} A")
     shown = list(ours.voltages.items())
-    for name, value in shown[:20]:
-        click.echo(f"  v({name}) = {value:.12g} V")
-    if len(shown) > 20:
-        click.echo(f"  ... {len(shown) - 20} more node voltages (--json prints all)")
-    for name, value in list(ours.currents.items())[:20]:
-        click.echo(f"  i({name}) = {value:.12g} A")
+    for name, value in shown[:SHOWN_NODES]:
+        click.echo(f"  v({name}) = {format_si(value, 'V', 6)}")
+    if len(shown) > SHOWN_NODES:
+        click.echo(f"  ... {len(shown) - SHOWN_NODES} more node voltages (--json prints all)")
+    currents = list(ours.currents.items())
+    for name, value in currents[:SHOWN_NODES]:
+        click.echo(f"  i({name}) = {format_si(value, 'A', 6)}")
+    if len(currents) > SHOWN_NODES:
+        click.echo(f"  ... {len(currents) - SHOWN_NODES} more currents (--json prints all)")
     if theirs is not None:
         cmp = report["comparison"]
         click.echo(f"\nread_deck vs ngspice ({cmp['ngspice_seconds']:.2f} s): max node-voltage "
@@ -368,6 +415,11 @@ def _solve_deck(path: str, compare: str | None, rtol: float, timeout: float | No
                    + (f"; only in one: {', '.join(cmp['names_in_one_only'][:10])}"
                       if cmp["names_in_one_only"] else ""))
     sys.exit(status)
+
+
+SLOW_CELLS = 256 * 256
+"""Arrays from this many cells on show a stage indicator for every backend (ngspice
+always shows one)."""
 
 
 @main.command(name="solve")
@@ -383,7 +435,6 @@ def _solve_deck(path: str, compare: str | None, rtol: float, timeout: float | No
 @click.option("--mode", type=click.Choice(["auto", "subprocess", "shared"]), default="auto",
               show_default=True,
               help="How ngspice runs: its executable (subprocess) or libngspice (shared).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--save-spec", type=click.Path(dir_okay=False), default=None,
               help="Also write the (generated) spec as JSON.")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
@@ -392,9 +443,10 @@ def _solve_deck(path: str, compare: str | None, rtol: float, timeout: float | No
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw its row/column IR-drop and cell-current maps to this image "
                    "(.png, .pdf or .svg). Needs the [plot] extra.")
-def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min, g_max,
-                  density, v_in, preset, backend, compare, rtol, timeout, mode, as_json,
-                  save_spec, save_path, plot_path) -> None:
+@common_options
+def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_off, g_on,
+                  g_min, g_max, density, v_in, preset, backend, compare, rtol, timeout, mode,
+                  save_spec, save_path, plot_path, as_json) -> None:
     """Solve a crossbar and print its column currents and nonideality factor (NF).
 
     SPEC may also be a SPICE deck (.cir, .sp, .spice, .net, .ckt): its DC operating
@@ -403,9 +455,10 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
     if spec is not None and Path(spec).suffix.lower() in DECK_SUFFIXES:
         _solve_deck(spec, compare, rtol, timeout, mode, as_json)
         return
+    g_off, g_on = _conductance_range(g_off, g_on, g_min, g_max)
     try:
-        xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_min,
-                           g_max, density, preset)
+        xbar = _build_spec(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_off,
+                           g_on, density, preset)
         volts = _load_inputs(_preset_inputs(v_in, preset), xbar.n_rows)
         if save_spec:
             _write(save_spec, "the spec", xbar.save)
@@ -413,13 +466,16 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
         if compare is not None and len(names) != 2:
             raise click.BadParameter(f"--compare takes two backend names, got {compare!r}")
         results = {}
+        m, n = xbar.shape
         for name in names:
             options = {"timeout": timeout} if name == "ngspice" and timeout is not None else {}
             if name == "ngspice":
                 options["mode"] = mode
+            shown = state().progress and (name == "ngspice" or m * n >= SLOW_CELLS)
             start = time.perf_counter()
-            results[name] = (solve(xbar, volts, backend=name, **options),
-                             time.perf_counter() - start)
+            with stage(f"{name}: solving {m}x{n}", enabled=shown):
+                sol = solve(xbar, volts, backend=name, **options)
+            results[name] = (sol, time.perf_counter() - start)
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
     kept = results[names[0]][0]
@@ -431,7 +487,6 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
     except (XbarError, ValueError) as exc:  # ValueError: an image format matplotlib lacks
         raise click.ClickException(str(exc)) from None
 
-    m, n = xbar.shape
     report: dict = {"shape": [m, n], "r_row": np.asarray(xbar.r_row).tolist(),
                     "r_col": np.asarray(xbar.r_col).tolist(),
                     "r_driver": xbar.r_driver, "r_sense": xbar.r_sense, "backends": {}}
@@ -455,32 +510,42 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
         status = 0 if max_rel <= rtol else 3
 
     if as_json:
-        click.echo(json.dumps(_json_safe(report), indent=1, allow_nan=False))
-    else:
-        click.echo(f"crossbar {m}x{n}: r_row={_ohms(xbar.r_row)}, r_col={_ohms(xbar.r_col)}, "
-                   f"r_driver={xbar.r_driver:g} ohm, r_sense={xbar.r_sense:g} ohm, "
-                   f"G in [{xbar.conductance.min():.3g}, {xbar.conductance.max():.3g}] S, "
-                   f"inputs in [{volts.min():.3g}, {volts.max():.3g}] V")
-        for name, (sol, seconds) in results.items():
-            click.echo(f"\n[{name}] {sol.info.get('method', '')}  ({seconds:.3f} s)")
-            click.echo(f"  column currents (A): {_format_currents(sol.column_currents)}")
-            click.echo(f"  ideal V·G       (A): {_format_currents(sol.ideal_currents)}")
-            click.echo(f"  NF (mean column (I_ideal - I)/I_ideal): {sol.nf:.6e}")
-            click.echo(f"  NF aggregate (Σ(I_ideal - I)/Σ I_ideal): {sol.nf_aggregate:.6e}")
-            if sol.tia_output_voltages is not None:
-                click.echo(f"  TIA outputs     (V): {_format_currents(sol.tia_output_voltages)}")
-            if sol.sense_voltages is not None:
-                click.echo(f"  sense voltages  (V): {_format_currents(sol.sense_voltages)}")
-            if sol.newton_iterations is not None:
-                click.echo(f"  Newton iterations: {sol.newton_iterations}")
-        if compare is not None:
-            cmp = report["comparison"]
-            verdict = "AGREE" if cmp["agree"] else "DISAGREE"
-            click.echo(f"\n{names[0]} vs {names[1]}: max relative difference of column currents "
-                       f"{cmp['max_relative_difference']:.3e}, max node-voltage difference "
-                       f"{cmp['max_node_voltage_difference']:.3e} V -> {verdict} "
-                       f"(rtol {rtol:g})")
+        emit_json(report)
+        sys.exit(status)
+    g = xbar.conductance
+    click.echo(f"crossbar {m}x{n}: r_row={_ohms(xbar.r_row)}, r_col={_ohms(xbar.r_col)}, "
+               f"r_driver={xbar.r_driver:g} ohm, r_sense={xbar.r_sense:g} ohm, "
+               f"G in [{format_si(g.min(), 'S')}, {format_si(g.max(), 'S')}], "
+               f"inputs in [{format_si(volts.min(), 'V')}, {format_si(volts.max(), 'V')}]")
+    for name, (sol, seconds) in results.items():
+        click.echo(f"\n[{name}] {sol.info.get('method', '')}  ({seconds:.3f} s)")
+        click.echo(f"  column currents: {_format_currents(sol.column_currents)}")
+        click.echo(f"  ideal V·G      : {_format_currents(sol.ideal_currents)}")
+        click.echo(f"  NF (mean column (I_ideal - I)/I_ideal): {sol.nf:.6e}")
+        click.echo(f"  NF aggregate (Σ(I_ideal - I)/Σ I_ideal): {sol.nf_aggregate:.6e}")
+        if sol.tia_output_voltages is not None:
+            click.echo(f"  TIA outputs    : {_format_currents(sol.tia_output_voltages, 'V')}")
+        if sol.sense_voltages is not None:
+            click.echo(f"  sense voltages : {_format_currents(sol.sense_voltages, 'V')}")
+        if sol.newton_iterations is not None:
+            click.echo(f"  Newton iterations: {sol.newton_iterations}")
+    if n > 8:
+        click.echo(f"\n({n} columns; --json prints every current at full precision)")
+    if compare is not None:
+        cmp = report["comparison"]
+        verdict = "AGREE" if cmp["agree"] else "DISAGREE"
+        click.echo(f"\n{names[0]} vs {names[1]}: max relative difference of column currents "
+                   f"{cmp['max_relative_difference']:.3e}, max node-voltage difference "
+                   f"{cmp['max_node_voltage_difference']:.3e} V -> {verdict} (rtol {rtol:g})")
     sys.exit(status)
+
+
+def _check_row(row) -> dict:
+    """One validation check as JSON (without the arrays of its parity plot)."""
+    return {"family": row.family, "case": row.case, "size": row.size, "backend": row.backend,
+            "model": row.model, "current_error": row.current_error,
+            "voltage_error": row.voltage_error, "nf": row.nf, "checks": dict(row.checks),
+            "passed": bool(row.passed), "note": row.note}
 
 
 @main.command()
@@ -491,13 +556,15 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_mi
               help="With --spec: volts on every row, or a .npy/.json/.txt file of M values.")
 @click.option("--quick", is_flag=True, help="Only the corpus cases up to 32x32.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
-              help="Write the Markdown report here (and parity plots beside it, in figures/).")
+              help="Write the Markdown report to this file (and parity plots beside it, "
+                   "in figures/).")
 @click.option("--timeout", type=float, default=None, callback=_positive_seconds,
               help="With --spec: ngspice timeout (s, finite, > 0).")
 @click.option("--mode", type=click.Choice(["auto", "subprocess", "shared"]), default="auto",
               show_default=True,
               help="How ngspice runs: its executable (subprocess) or libngspice (shared).")
-def validate(backends, spec_path, v_in, quick, report, timeout, mode) -> None:
+@common_options
+def validate(backends, spec_path, v_in, quick, report, timeout, mode, as_json) -> None:
     """Check backends against the ngspice corpus, closed forms and identities.
 
     BACKENDS default to nodal and reference, plus ngspice when it is installed (it is
@@ -512,57 +579,83 @@ def validate(backends, spec_path, v_in, quick, report, timeout, mode) -> None:
     unknown = [b for b in names if b not in BACKENDS]
     if unknown:
         raise click.BadParameter(f"unknown backend(s) {unknown}; choose from {list(BACKENDS)}")
+    progress = state().progress
     try:
         if spec_path is not None:
             xbar = Crossbar.load(spec_path)
             rows = validate_spec(xbar, _load_inputs(v_in, xbar.n_rows),
                                  [b for b in names if b != "ngspice"] or ["nodal", "reference"],
-                                 timeout=timeout, mode=mode, progress=True)
+                                 timeout=timeout, mode=mode, progress=progress)
         else:
-            rows = run_validation(names, quick=quick, mode=mode, progress=True)
+            rows = run_validation(names, quick=quick, mode=mode, progress=progress)
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(format_table(rows))
     failed = [r for r in rows if not r.passed]
-    click.echo(f"\n{len(rows) - len(failed)} of {len(rows)} checks pass"
-               + (f"; {len(failed)} FAIL" if failed else ""))
+    written: list[str] = []
     if report:
         argv = " ".join(sys.argv[1:])
         path = Path(report)
-        for written in write_report(rows, path, path.parent / "figures", f"xbar {argv}"):
-            click.echo(f"wrote {written}")
+        written = [str(p) for p in write_report(rows, path, path.parent / "figures",
+                                                f"xbar {argv}")]
+    if as_json:
+        emit_json({"backends": names, "checks": [_check_row(r) for r in rows],
+                   "n_checks": len(rows), "n_failed": len(failed), "passed": not failed,
+                   "report": written})
+        sys.exit(1 if failed else 0)
+    click.echo(format_table(rows))
+    click.echo(f"\n{len(rows) - len(failed)} of {len(rows)} checks pass"
+               + (f"; {len(failed)} FAIL" if failed else ""))
+    for item in written:
+        click.echo(f"wrote {item}")
     sys.exit(1 if failed else 0)
 
 
 @main.command()
-def info() -> None:
+@common_options
+def info(as_json: bool) -> None:
     """Print the version, the backends and whether ngspice can be found."""
     import shutil
 
+    exe = shutil.which("ngspice")
+    modes = _ngspice_info()
+    if as_json:
+        emit_json({"version": __version__, "backends": list(BACKENDS),
+                   "default_backend": DEFAULT_BACKEND,
+                   "ngspice": {"executable": exe, "available": exe is not None or any(
+                       m["available"] for m in modes.values()), "modes": modes}})
+        return
     click.echo(f"xbar-circuit {__version__}")
     click.echo(f"backends: {', '.join(BACKENDS)} (default {DEFAULT_BACKEND})")
-    exe = shutil.which("ngspice")
     click.echo(f"ngspice executable: {exe or 'not found (apt-get install ngspice)'}")
-    _ngspice_info()
+    for mode, entry in modes.items():
+        if not entry["available"]:
+            click.echo(f"ngspice {mode} mode: unavailable ({entry['reason']})")
+            continue
+        note = "" if entry["klu"] else (" (no KLU: arrays above 64x64 take minutes; "
+                                        "scripts/install_system_deps.sh installs ngspice "
+                                        "with KLU)")
+        click.echo(f"ngspice {mode} mode: {entry['version']}, matrix solver "
+                   f"{entry['solver']}{note}")
 
 
-def _ngspice_info() -> None:
+def _ngspice_info() -> dict[str, dict]:
     """ngspice's version, matrix solver and the modes that can run (``xbar info``)."""
     from .netlists import find_libngspice, ngspice_capabilities, shared_capabilities
 
+    modes: dict[str, dict] = {}
     for mode, probe in (("subprocess", ngspice_capabilities), ("shared", shared_capabilities)):
         if mode == "shared" and find_libngspice() is None:
-            click.echo("ngspice shared mode: unavailable (libngspice not found; "
-                       "apt-get install libngspice0-dev)")
+            modes[mode] = {"available": False, "reason": "libngspice not found; apt-get "
+                                                         "install libngspice0-dev"}
             continue
         try:
             caps = probe()
         except XbarError as exc:
-            click.echo(f"ngspice {mode} mode: unavailable ({exc})")
+            modes[mode] = {"available": False, "reason": str(exc)}
             continue
-        note = "" if caps.klu else (" (no KLU: arrays above 64x64 take minutes; "
-                                    "scripts/install_system_deps.sh installs ngspice with KLU)")
-        click.echo(f"ngspice {mode} mode: {caps.version}, matrix solver {caps.solver}{note}")
+        modes[mode] = {"available": True, "version": caps.version, "major": caps.major,
+                       "klu": bool(caps.klu), "solver": caps.solver}
+    return modes
 
 
 if __name__ == "__main__":  # pragma: no cover

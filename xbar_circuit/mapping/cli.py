@@ -13,6 +13,7 @@ from typing import Any
 import click
 import numpy as np
 
+from .._cli_common import common_options, emit_json, log, progress_bar, refuse_short_o, state
 from .._validate import check_int, load_json
 from ..errors import XbarError
 from .circuit import METRICS, CircuitParams, as_circuit, calibrate_layer, layer_nf, load_lut
@@ -38,7 +39,7 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
             search_tiles: int | None = None, inputs: np.ndarray | None = None,
             seed: int = 0, objective: str | None = None, moves: tuple[str, ...] = MOVES,
             periphery: Periphery | None = None, workers: int | None = 0,
-            scheduler: str | None = None) -> dict[str, Any]:
+            scheduler: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Map every matrix with every layout and return the metrics report (a JSON-ready dict).
 
     Parameters
@@ -69,6 +70,9 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
         Readout of the output error; calibrated on ``inputs`` when it needs it.
     workers, scheduler
         Parallel search, as in :func:`~xbar_circuit.mapping.search_layer`.
+    progress : bool
+        Show a progress bar on standard error: one step per matrix and layout, and one
+        per matrix for the search.
 
     Raises
     ------
@@ -116,34 +120,55 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
                       calibration=cal)
         return {**nf.to_dict(), **layer.summary()}
 
-    for name, w in weights.items():
-        entry: dict[str, Any] = {"shape": list(w.shape)}
-        mdm_layer = None
-        for layout in layouts:
-            start = time.perf_counter()
-            layer = map_layer(w, MappingConfig.preset(layout, **base))
-            entry[layout] = {**evaluate(layer), "seconds": time.perf_counter() - start}
-            if layout == "mdm":
-                mdm_layer = layer
-        if search_evals > 0:
-            if mdm_layer is None:
-                mdm_layer = map_layer(w, MappingConfig.preset("mdm", **base))
-            start = time.perf_counter()
-            scores = [t["bw_error_allon"] for t in layer_nf(mdm_layer, circ).tiles]
-            order = np.argsort(scores)[::-1]
-            chosen = order[:search_tiles] if search_tiles else order
-            searched, results = search_layer(
-                mdm_layer, circ, tiles=[int(i) for i in chosen], x=inputs,
-                objective=objective, moves=moves, max_evals=search_evals, seed=seed,
-                workers=workers, scheduler=scheduler)
-            entry["search"] = {**evaluate(searched), "objective": objective,
-                               "moves": list(moves),
-                               "searched_tiles": [int(i) for i in chosen],
-                               "tile_objective_start": [r.start for r in results],
-                               "tile_objective_best": [r.best for r in results],
-                               "seconds": time.perf_counter() - start}
-        report["layers"][name] = entry
+    steps = len(weights) * (len(layouts) + (1 if search_evals > 0 else 0))
+    bar = progress_bar(steps, "map", unit="step", enabled=progress)
+    try:
+        for name, w in weights.items():
+            report["layers"][name] = _map_matrix(
+                name, w, base, circ, layouts, evaluate, bar, search_evals=search_evals,
+                search_tiles=search_tiles, inputs=inputs, seed=seed, objective=objective,
+                moves=moves, workers=workers, scheduler=scheduler)
+    finally:
+        bar.close()
     return report
+
+
+def _map_matrix(name: str, w: np.ndarray, base: dict[str, Any], circ: Any,
+                layouts: list[str], evaluate: Any, bar: Any, *, search_evals: int,
+                search_tiles: int | None, inputs: np.ndarray | None, seed: int,
+                objective: str, moves: tuple[str, ...], workers: int | None,
+                scheduler: str | None) -> dict[str, Any]:
+    """One matrix of :func:`run_map`: every layout, then the search."""
+    entry: dict[str, Any] = {"shape": list(w.shape)}
+    mdm_layer = None
+    for layout in layouts:
+        bar.set_postfix_str(f"{name} {layout}")
+        start = time.perf_counter()
+        layer = map_layer(w, MappingConfig.preset(layout, **base))
+        entry[layout] = {**evaluate(layer), "seconds": time.perf_counter() - start}
+        if layout == "mdm":
+            mdm_layer = layer
+        bar.update(1)
+    if search_evals > 0:
+        bar.set_postfix_str(f"{name} search")
+        if mdm_layer is None:
+            mdm_layer = map_layer(w, MappingConfig.preset("mdm", **base))
+        start = time.perf_counter()
+        scores = [t["bw_error_allon"] for t in layer_nf(mdm_layer, circ).tiles]
+        order = np.argsort(scores)[::-1]
+        chosen = order[:search_tiles] if search_tiles else order
+        searched, results = search_layer(
+            mdm_layer, circ, tiles=[int(i) for i in chosen], x=inputs,
+            objective=objective, moves=moves, max_evals=search_evals, seed=seed,
+            workers=workers, scheduler=scheduler)
+        entry["search"] = {**evaluate(searched), "objective": objective,
+                           "moves": list(moves),
+                           "searched_tiles": [int(i) for i in chosen],
+                           "tile_objective_start": [r.start for r in results],
+                           "tile_objective_best": [r.best for r in results],
+                           "seconds": time.perf_counter() - start}
+        bar.update(1)
+    return entry
 
 
 def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
@@ -220,10 +245,11 @@ def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
 @click.option("--serial", is_flag=True, help="Search in this process, without Dask.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Search on a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
-@click.option("-o", "--out-dir", type=click.Path(file_okay=False), default="xbar-map-out",
-              show_default=True, help="Where report.json and the plots go.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default="xbar-map-out",
+              show_default=True, help="Folder where report.json and the plots go.")
+@refuse_short_o("map")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@common_options
 def map_command(weights: str, config_path: str | None, tensor: str | None,
                 transpose: bool | None, layouts: str | None, tile: str | None,
                 bits: int | None, bits_per_cell: int | None, sign: str | None,
@@ -280,7 +306,8 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
         report = run_map(matrices, config, circuit, names, lut_path=lut_path,
                          search_evals=search_evals, search_tiles=search_tiles, inputs=inputs,
                          objective=objective, moves=move_list, periphery=periphery,
-                         workers=0 if serial else workers, scheduler=scheduler)
+                         workers=0 if serial else workers, scheduler=scheduler,
+                         progress=state().progress)
     except (XbarError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
     out = Path(out_dir)
@@ -289,11 +316,14 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
     report["orientation"] = notes
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
     plots = [] if no_plots else _plot(report, out)
-    if as_json:
-        click.echo(json.dumps(report, indent=1, default=float))
-        return
     for note in notes:
-        click.echo(f"orientation: {note}")
+        log.info("orientation: %s", note)
+    if lut_path and not report["lut"]["available"]:
+        log.warning("LUT %s unavailable (xbar_circuit.tables.LookupTable not importable)",
+                    lut_path)
+    if as_json:
+        emit_json({**report, "out_dir": str(out), "files": [str(out / "report.json"), *plots]})
+        return
     circ_d = report["circuit"] or {}
     click.echo(f"circuit: r_row={circ_d.get('r_row')} ohm, r_col={circ_d.get('r_col')} ohm, "
                f"r_driver={circ_d.get('r_driver')} ohm, r_sense={circ_d.get('r_sense')} ohm, "
@@ -318,6 +348,4 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
         if report["lut"]["available"] and "mdm" in entry:
             line += f" {entry['mdm']['layer_nf_lut']:.4f} |"
         click.echo(line)
-    if lut_path and not report["lut"]["available"]:
-        click.echo("LUT: unavailable (xbar_circuit.tables.LookupTable not importable)")
     click.echo(f"wrote {out / 'report.json'}" + (f" and {len(plots)} plot(s)" if plots else ""))
