@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from xbar_circuit import TIA, Crossbar, Sinh, effective_conductance, solve
-from xbar_circuit.compensate import compensate, effective_conductance_gradient
-from xbar_circuit.errors import InputError, SpecError
+from xbar_circuit.compensate import (
+    CompensationError,
+    TargetRangeError,
+    compensate,
+    effective_conductance_gradient,
+    operating_point_conductance,
+    operating_point_gradient,
+)
+from xbar_circuit.devices import OneS1R, Selector
+from xbar_circuit.errors import ConvergenceError, InputError, SpecError
 
 TOPOLOGIES = [
     {},
@@ -84,13 +92,146 @@ def test_levels_and_calibration_inputs() -> None:
 
 def test_named_errors() -> None:
     xbar = Crossbar.random(4, 4, r_row=1.0, r_col=1.0, g_off=1e-6, g_on=1e-4, seed=7)
-    with pytest.raises(SpecError, match="linear"):
+    with pytest.raises(SpecError, match="Crossbar"):
+        compensate("not a crossbar", g_off=1e-6, g_on=1e-4)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="v_read"):
         compensate(xbar.replace(device=Sinh(2.0)), g_off=1e-6, g_on=1e-4)
-    with pytest.raises(InputError, match="g_off, g_on"):
+    with pytest.raises(InputError, match="v_read"):
+        compensate(xbar.replace(device=Sinh(2.0)), g_off=1e-6, g_on=1e-4, v_read=-0.1)
+    with pytest.raises(TargetRangeError, match="g_off, g_on") as info:
         compensate(xbar, g_off=5e-5, g_on=1e-4)
+    # The error says what is out of range and by how much.
+    assert info.value.n_below == int(np.sum(xbar.conductance < 5e-5)) > 0
+    assert info.value.n_above == 0
+    assert info.value.target_min == pytest.approx(float(xbar.conductance.min()))
+    assert isinstance(info.value, InputError)
     with pytest.raises(InputError, match="levels"):
         compensate(xbar, g_off=1e-6, g_on=1e-4, levels=[1e-7, 1e-4])
+    with pytest.raises(InputError, match="non-empty"):
+        compensate(xbar, g_off=1e-6, g_on=1e-4, levels=[])
     with pytest.raises(InputError, match="v_cal"):
         compensate(xbar, g_off=1e-6, g_on=1e-4, v_cal=np.zeros((3, 5)))
+    with pytest.raises(InputError, match="zero ideal output"):
+        compensate(xbar, g_off=1e-6, g_on=1e-4, v_cal=np.zeros((3, 4)))
     with pytest.raises(InputError, match="g_off < g_on"):
         compensate(xbar, g_off=1e-4, g_on=1e-6)
+
+
+def test_unreached_tolerance_raises_with_the_result() -> None:
+    """No headroom above the target: the error cannot reach tol, and the exception says
+    what was reached and carries the best programming."""
+    xbar = Crossbar(np.full((8, 8), 1e-3), r_row=1.0, r_col=1.0)
+    with pytest.raises(CompensationError, match="reached relative error") as info:
+        compensate(xbar, g_off=1e-6, g_on=1e-3, max_iter=5, tol=1e-6)
+    result = info.value.result
+    assert result is not None and 0.0 < result.error_after <= result.error_before
+    assert info.value.residual == result.error_after and info.value.tolerance == 1e-6
+    assert isinstance(info.value, ConvergenceError)
+    assert float(result.g_prog.max()) <= 1e-3
+
+
+def test_solver_failure_during_compensation_is_named(monkeypatch) -> None:
+    import xbar_circuit.compensate as comp
+
+    xbar = Crossbar.random(6, 5, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4,
+                           seed=8).replace(device=Sinh(2.0))
+    real = comp._operating_points
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise ConvergenceError("nodal Newton did not converge", iterations=50,
+                                   residual=1e-3, tolerance=1e-12)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(comp, "_operating_points", flaky)
+    with pytest.raises(CompensationError, match="did not converge during compensation") as e:
+        compensate(xbar, g_off=1e-6, g_on=3e-4, v_read=0.3)
+    assert e.value.result is not None
+    assert e.value.result.error_after <= e.value.result.error_before
+    assert not e.value.result.converged
+
+
+# ---------------------------------------------------------------- nonlinear cells
+NONLINEAR = [Sinh(3.0), OneS1R(Selector(i_0=1e-6, v_0=0.1), Sinh(2.0))]
+
+
+@pytest.mark.parametrize("device", NONLINEAR, ids=["sinh", "1s1r"])
+@pytest.mark.parametrize("extra", TOPOLOGIES[:3])
+def test_operating_point_gradient_matches_reference_finite_differences(device, extra) -> None:
+    """The adjoint of the Jacobian at the converged operating point against central
+    differences of full nonlinear solves by the independent reference backend."""
+    base = {"r_row": 2.0, "r_col": 3.0, "r_driver": 1.0, "r_sense": 2.0, **extra}
+    xbar = Crossbar.random(5, 4, g_off=1e-4, g_on=1e-3, seed=1, **base).replace(device=device)
+    g = np.array(xbar.conductance)
+    v = np.random.default_rng(3).uniform(0.0, 0.5, size=(3, 5))
+    w = np.random.default_rng(2).normal(size=(3, 4))
+    _value, grad, currents = operating_point_gradient(
+        xbar, g, v, lambda i: (float(np.sum(w * i)), w))
+    reference = solve(xbar, v, backend="reference").column_currents
+    np.testing.assert_allclose(currents, reference, rtol=0, atol=1e-10 * np.abs(reference).max())
+    fd = np.empty_like(g)
+    for cell in np.ndindex(g.shape):
+        h = 1e-4 * g[cell]
+        up, down = g.copy(), g.copy()
+        up[cell] += h
+        down[cell] -= h
+        fd[cell] = np.sum(w * (solve(xbar.replace(conductance=up), v, backend="reference")
+                               .column_currents
+                               - solve(xbar.replace(conductance=down), v, backend="reference")
+                               .column_currents)) / (2 * h)
+    # Truncation O(h²) of the central difference and the Newton tolerance: ~1e-8.
+    np.testing.assert_allclose(grad, fd, rtol=0, atol=1e-7 * np.abs(fd).max())
+
+
+def test_operating_point_conductance_is_the_secant_and_g_eff_for_linear_cells() -> None:
+    xbar = Crossbar.random(6, 5, r_row=2.0, r_col=1.0, g_off=1e-5, g_on=1e-4, seed=9)
+    np.testing.assert_allclose(operating_point_conductance(xbar, 0.3),
+                               effective_conductance(xbar), rtol=1e-10)
+    cell = Crossbar(np.full((1, 1), 1e-4), r_row=0.0, r_col=0.0, device=Sinh(3.0))
+    # One ideal sinh cell: I/V = g sinh(kv)/(kv), not the differential g cosh(kv).
+    assert operating_point_conductance(cell, 0.2)[0, 0] == pytest.approx(
+        1e-4 * np.sinh(0.6) / 0.6, rel=1e-12)
+
+
+def test_nonlinear_compensation_at_the_read_voltage() -> None:
+    """After compensation the reference backend's currents at the read voltage are the
+    target's, within the error compensate() reports."""
+    xbar = Crossbar.random(16, 12, r_row=2.0, r_col=2.0, r_driver=5.0, g_off=1e-6,
+                           g_on=1e-4, seed=3).replace(device=Sinh(3.0))
+    t = xbar.conductance
+    result = compensate(xbar, g_off=1e-6, g_on=3e-4, v_read=0.2)
+    assert result.v_read == 0.2 and result.error_after < 1e-6 * result.error_before
+    reads = solve(xbar.replace(conductance=result.g_prog), 0.2 * np.eye(16),
+                  backend="reference").column_currents / 0.2
+    err = np.sqrt(np.mean(np.sum((reads - t) ** 2, axis=0) / np.sum(t * t, axis=0)))
+    assert err <= max(2 * result.error_after, 1e-12)
+    np.testing.assert_allclose(result.g_eff, reads, rtol=0, atol=1e-9 * t.max())
+    # The uncompensated array is off by the reported error_before.
+    raw = solve(xbar, 0.2 * np.eye(16), backend="reference").column_currents / 0.2
+    raw_err = np.sqrt(np.mean(np.sum((raw - t) ** 2, axis=0) / np.sum(t * t, axis=0)))
+    assert raw_err == pytest.approx(result.error_before, rel=1e-9)
+
+
+def test_nonlinear_compensation_on_calibration_inputs_with_levels() -> None:
+    xbar = Crossbar.random(12, 10, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4,
+                           seed=5).replace(device=Sinh(2.0))
+    t = xbar.conductance
+    v_cal = np.random.default_rng(6).choice([0.0, 0.25], size=(20, 12))   # bit planes
+    result = compensate(xbar, g_off=1e-6, g_on=2e-4, v_cal=v_cal, max_iter=30)
+    assert result.v_read == 0.25
+    real = solve(xbar.replace(conductance=result.g_prog), v_cal,
+                 backend="reference").column_currents
+    err = np.linalg.norm(real - v_cal @ t) / np.linalg.norm(v_cal @ t)
+    assert err == pytest.approx(result.error_after, rel=1e-6)
+    assert result.error_after < 0.01 * result.error_before
+    levels = np.linspace(1e-6, 2e-4, 256)
+    rounded = compensate(xbar, g_off=1e-6, g_on=2e-4, v_cal=v_cal, max_iter=30,
+                         levels=levels)
+    assert np.all(np.isin(rounded.g_prog, levels))
+    real = solve(xbar.replace(conductance=rounded.g_prog), v_cal,
+                 backend="reference").column_currents
+    err = np.linalg.norm(real - v_cal @ t) / np.linalg.norm(v_cal @ t)
+    assert err == pytest.approx(rounded.error_after, rel=1e-6)
+    assert rounded.error_after < rounded.error_before
