@@ -15,7 +15,7 @@ SOURCES := pyproject.toml setup.py $(wildcard cython_solvers/*.pyx) $(wildcard c
 
 demo: setup
 	$(VENV)/bin/xbar solve --random 32x32 --seed 1 --r-row 2.5 --r-col 2.5 \
-	    --r-driver 10 --r-sense 10 --g-min 1e-6 --g-max 1e-4 --compare nodal,ngspice
+	    --r-driver 10 --r-sense 10 --g-off 1e-6 --g-on 1e-4 --compare nodal,ngspice
 
 # torch is optional; its tests run where `$(TORCH_SPEC)` installs (a local CPU wheel on
 # this machine kind) and skip with a reason elsewhere.
