@@ -363,3 +363,21 @@ def test_command_requires_an_output():
 
 def test_table_type_is_exported():
     assert NeuroSimADCTable.__name__ == "NeuroSimADCTable"
+
+
+def test_docstring_and_guide_examples_run(tmp_path, monkeypatch):
+    import doctest
+    import re
+
+    import xbar_circuit.neurosim as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+    guide = Path(__file__).resolve().parent.parent / "docs" / "neurosim.md"
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(), re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "docs_example"}
+    for index, code in enumerate(blocks):
+        exec(compile(code, f"docs/neurosim.md, example {index}", "exec"), namespace)
+    assert (tmp_path / "output_noise.csv").is_file()
