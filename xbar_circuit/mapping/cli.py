@@ -13,7 +13,15 @@ from typing import Any
 import click
 import numpy as np
 
-from .._cli_common import common_options, emit_json, log, progress_bar, refuse_short_o, state
+from .._cli_common import (
+    common_options,
+    emit_json,
+    format_si,
+    log,
+    progress_bar,
+    refuse_short_o,
+    state,
+)
 from .._validate import check_int, load_json
 from ..errors import XbarError
 from .circuit import METRICS, CircuitParams, as_circuit, calibrate_layer, layer_nf, load_lut
@@ -327,8 +335,9 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
     circ_d = report["circuit"] or {}
     click.echo(f"circuit: r_row={circ_d.get('r_row')} ohm, r_col={circ_d.get('r_col')} ohm, "
                f"r_driver={circ_d.get('r_driver')} ohm, r_sense={circ_d.get('r_sense')} ohm, "
-               f"device {circ_d.get('device')}; g_on={config.level_array[-1]:g} S, "
-               f"g_off={config.level_array[0]:g} S; tile {config.tile_rows}x{config.tile_cols}, "
+               f"device {circ_d.get('device')}; g_on={format_si(config.level_array[-1], 'S')}, "
+               f"g_off={format_si(config.level_array[0], 'S')}; "
+               f"tile {config.tile_rows}x{config.tile_cols}, "
                f"{config.weight_bits}-bit weights, {config.bits_per_cell} bit(s)/cell; "
                f"readout: {periphery.label()}")
     click.echo("metric: BW = bit-weighted (shift-and-add) error, every real row at v_read "
