@@ -417,3 +417,12 @@ def test_documented_convention_examples_run(tmp_path, monkeypatch) -> None:
             json.loads(result.stdout)
         if "--quiet" in args or "-q" in args:
             assert result.stderr == "", example
+
+
+def test_an_unavailable_command_still_takes_the_shared_options(monkeypatch) -> None:
+    import xbar_circuit.cli as cli
+
+    monkeypatch.setitem(cli.LAZY_COMMANDS, "map", "xbar_circuit.no_such_module:map_command")
+    result = run("map", "w.npy", "--json", "-q", "--tile", "8x8")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "the 'map' command is unavailable" in result.stderr
