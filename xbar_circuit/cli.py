@@ -6,6 +6,8 @@ Commands
 ``xbar solve``     solve a spec (or a generated random array) on a backend; ``--compare``
                    runs two backends and prints their agreement.
 ``xbar info``      version, backends and whether ngspice is available.
+``xbar map``, ``calibrate``, ``plot``, ``export-neurosim``: imported on first use
+                   (LAZY_COMMANDS).
 
 Every command takes ``--json``, ``-q/--quiet`` and ``-v/--verbose`` (see _cli_common).
 """
@@ -242,6 +244,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "map": "xbar_circuit.mapping.cli:map_command",
     "calibrate": "xbar_circuit.tables.cli:calibrate_command",
     "plot": "xbar_circuit.tables.cli:plot_command",
+    "export-neurosim": "xbar_circuit.neurosim_cli:neurosim_command",
 }
 """Sub-commands imported only when invoked (they pull in heavier dependencies)."""
 
