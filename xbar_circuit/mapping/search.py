@@ -19,7 +19,6 @@ scheduler as ``xbar calibrate --scheduler``).
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._dask import run_on_dask
 from .._validate import check_int
 from ..api import solve
 from .circuit import (
@@ -323,6 +323,12 @@ def search_layer(layer: MappedLayer, circuit: Any, *, tiles: Sequence[int] | Non
     Returns
     -------
     (MappedLayer, list of SearchResult)
+
+    Raises
+    ------
+    MappingError
+        For invalid arguments, or when the scheduler does not answer within
+        :data:`xbar_circuit._dask.CONNECT_TIMEOUT` seconds.
     """
     _check_budget(max_evals)
     _check_moves(moves)
@@ -350,25 +356,16 @@ def search_layer(layer: MappedLayer, circuit: Any, *, tiles: Sequence[int] | Non
 
 def _run_dask(layer: MappedLayer, indices: list[int], circuit: Any, kwargs: dict[str, Any],
               seed: int, workers: int | None, scheduler: str | None) -> list[SearchResult]:
-    from distributed import Client, LocalCluster
+    results: list[SearchResult | None] = [None] * len(indices)
 
-    cluster = None
-    if scheduler is None:
-        import dask
-
-        n = workers if workers is not None else (os.cpu_count() or 1)
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0")
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    try:
+    def submit(client: Any, _n_workers: int) -> list[Any]:
         remote_layer = client.scatter(layer, broadcast=True)
-        futures = [client.submit(_search_task, remote_layer, i, circuit,
-                                 {**kwargs, "seed": seed + i}, pure=False) for i in indices]
-        return client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        return [client.submit(_search_task, remote_layer, i, circuit,
+                              {**kwargs, "seed": seed + i}, pure=False) for i in indices]
+
+    def on_result(position: int, result: SearchResult) -> None:
+        results[position] = result
+
+    run_on_dask(submit, on_result, workers=workers, scheduler=scheduler,
+                purpose="search_layer() with Dask workers", error=MappingError)
+    return [res for res in results if res is not None]
