@@ -235,3 +235,69 @@ def test_nonlinear_compensation_on_calibration_inputs_with_levels() -> None:
     err = np.linalg.norm(real - v_cal @ t) / np.linalg.norm(v_cal @ t)
     assert err == pytest.approx(rounded.error_after, rel=1e-6)
     assert rounded.error_after < rounded.error_before
+
+
+# ---------------------------------------------------------------- mapping integration
+def _small_layer(rows: int = 24, outs: int = 4, tile: int = 32):
+    from xbar_circuit.mapping import MappingConfig, map_layer
+
+    w = np.random.default_rng(10).normal(size=(rows, outs))
+    return map_layer(w, MappingConfig(tile_rows=tile, tile_cols=tile))
+
+
+def test_compensated_layer_bit_weighted_error() -> None:
+    from xbar_circuit.mapping import (
+        CircuitParams,
+        MappingCircuit,
+        compensate_layer,
+        compensation_summary,
+        layer_nf,
+        output_error,
+        tile_crossbar,
+    )
+    from xbar_circuit.mapping.quantize import MappingError
+
+    layer = _small_layer()
+    circuit = CircuitParams(r_row=2.0, r_col=2.0, r_driver=1.0, r_sense=1.0)
+    comp = compensate_layer(layer, circuit)
+    before, after = layer_nf(layer, circuit), layer_nf(comp, circuit)
+    assert after.bw_error_allon < 1e-3 * before.bw_error_allon
+    summary = compensation_summary(comp)
+    assert summary["tiles"] == len(layer.tiles) and summary["error_after"] < 1e-3
+    g_on = layer.config.g_on
+    for old, new in zip(layer.tiles, comp.tiles, strict=True):
+        np.testing.assert_array_equal(new.conductance, old.conductance)   # the target
+        assert new.programmed is not None
+        assert new.programmed.min() >= layer.config.g_off and new.programmed.max() <= 2 * g_on
+        np.testing.assert_array_equal(tile_crossbar(new, circuit).conductance, new.programmed)
+        # Reordering a compensated tile keeps each cell's programmed value with it.
+        order = np.arange(new.shape[0])[::-1]
+        np.testing.assert_array_equal(new.with_row_order(order).programmed,
+                                      new.programmed[order])
+    x = np.random.default_rng(11).uniform(0.0, 1.0, size=(16, layer.shape[0]))
+    assert output_error(comp, x, circuit) < 1e-3 * output_error(layer, x, circuit)
+    # Programming variability acts on the compensated conductances.
+    noisy = MappingCircuit(circuit.crossbar(np.zeros((1, 1))), sigma=0.05, seed=1)
+    assert layer_nf(comp, noisy).bw_error_allon > after.bw_error_allon
+    # Quantized device levels: rounded programming, still far better than none.
+    levels = np.linspace(layer.config.g_off, 2 * g_on, 256)
+    quant = compensate_layer(layer, circuit, levels=levels)
+    assert all(np.all(np.isin(t.programmed, levels)) for t in quant.tiles)
+    assert layer_nf(quant, circuit).bw_error_allon < 0.2 * before.bw_error_allon
+    with pytest.raises(MappingError, match="nothing to compensate"):
+        compensate_layer(layer, CircuitParams(0.0, 0.0, 0.0, 0.0))
+    with pytest.raises(MappingError, match="g_max"):
+        compensate_layer(layer, circuit, g_max=0.5 * g_on)
+    with pytest.raises(MappingError, match="x_cal"):
+        compensate_layer(layer, circuit, x_cal=np.ones((2, 3)))
+
+
+def test_compensated_layer_nonlinear_cells_on_calibration_inputs() -> None:
+    from xbar_circuit.mapping import compensate_layer, output_error
+
+    layer = _small_layer(rows=12, outs=2, tile=16)
+    template = Crossbar(np.full((16, 16), 1e-5), r_row=2.0, r_col=2.0, r_driver=1.0,
+                        device=Sinh(3.0))
+    x = np.random.default_rng(12).uniform(0.0, 1.0, size=(12, layer.shape[0]))
+    comp = compensate_layer(layer, template, x_cal=x, max_iter=10)
+    assert output_error(comp, x, template) < 0.2 * output_error(layer, x, template)

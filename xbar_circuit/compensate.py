@@ -397,7 +397,8 @@ def operating_point_gradient(
                     f"the adjoint solve of operating point {lo + k} did not converge",
                     iterations=int(adj.iterations.max()), residual=float(adj.residual.max()),
                     tolerance=rtol)
-            lam = o.to_solver((adj.row_voltages - adj.column_voltages)[0])
+            lam = o.to_solver((np.asarray(adj.row_voltages)
+                               - np.asarray(adj.column_voltages))[0])
             grad += dfdg * (c[None, :] - lam)
     return float(value), grad, currents
 

@@ -37,6 +37,7 @@ from .circuit import (
     tile_effective_conductance,
     tile_nf,
 )
+from .compensation import compensate_layer, compensation_summary
 from .io import OrientationError, load_weights
 from .layout import (
     COLUMN_ORDERS,
@@ -88,6 +89,8 @@ __all__ = [
     "adc_quantize",
     "as_circuit",
     "calibrate_layer",
+    "compensate_layer",
+    "compensation_summary",
     "effective_weights",
     "fit_column_gain",
     "layer_metrics",

@@ -257,16 +257,19 @@ def as_circuit(circuit: Any) -> MappingCircuit | None:
 def tile_crossbar(tile: Tile, circuit: Any, layer: MappedLayer | None = None) -> Crossbar:
     """The :class:`Crossbar` of one tile under ``circuit`` (variability drawn per tile key).
 
-    ``layer`` supplies the stuck-at levels (its first and last conductance level).
+    ``layer`` supplies the stuck-at levels (its first and last conductance level). The
+    cells carry ``tile.programmed`` when the tile was compensated, else
+    ``tile.conductance``.
     """
     circ = as_circuit(circuit)
+    g = tile.conductance if tile.programmed is None else tile.programmed
     if circ is None:
-        return Crossbar(tile.conductance, r_row=0.0, r_col=0.0)
+        return Crossbar(g, r_row=0.0, r_col=0.0)
     g_on = g_off = None
     if layer is not None:
         lv = layer.config.level_array
         g_on, g_off = float(lv[-1]), float(lv[0])
-    return circ.crossbar(tile.conductance, tile.key, g_on, g_off)
+    return circ.crossbar(g, tile.key, g_on, g_off)
 
 
 def tile_effective_conductance(tile: Tile, circuit: Any, layer: MappedLayer | None = None

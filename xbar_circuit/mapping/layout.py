@@ -258,7 +258,12 @@ class Tile:
     digits : ndarray of int, shape (R, C)
         Slice digit stored in each cell (0 for padding).
     conductance : ndarray, shape (R, C)
-        Programmed conductances in siemens.
+        Conductances of the mapping (the target the circuit should compute with), in
+        siemens; programmed as they are unless ``programmed`` is set.
+    programmed : ndarray, shape (R, C), or None
+        Conductances actually written, siemens, when they differ from ``conductance``
+        (compensation by programming, :func:`~xbar_circuit.mapping.compensate_layer`);
+        the circuit is built from them, the ideal output from ``conductance``.
     """
 
     key: tuple[int, int, int]
@@ -269,6 +274,7 @@ class Tile:
     digits: np.ndarray
     conductance: np.ndarray
     cache: dict = field(default_factory=dict, repr=False, compare=False)
+    programmed: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -302,7 +308,9 @@ class Tile:
         return dataclasses.replace(self, col_output=self.col_output[order],
                                    col_slice=self.col_slice[order],
                                    digits=self.digits[:, order],
-                                   conductance=self.conductance[:, order], cache={})
+                                   conductance=self.conductance[:, order], cache={},
+                                   programmed=None if self.programmed is None
+                                   else self.programmed[:, order])
 
     def with_row_order(self, order: ArrayLike) -> Tile:
         """Return the tile with its physical rows rearranged.
@@ -316,7 +324,9 @@ class Tile:
         if sorted(order.tolist()) != list(range(self.shape[0])):
             raise MappingError(f"row order must be a permutation of 0..{self.shape[0] - 1}")
         return dataclasses.replace(self, rows=self.rows[order], digits=self.digits[order],
-                                   conductance=self.conductance[order], cache={})
+                                   conductance=self.conductance[order], cache={},
+                                   programmed=None if self.programmed is None
+                                   else self.programmed[order])
 
 
 def row_scores(digits: np.ndarray, rows: np.ndarray,
