@@ -130,7 +130,8 @@ def _aihwkit_forward(w: np.ndarray, x: np.ndarray, ir_drop: float, ratio: float)
     fwd = config.forward
     fwd.inp_res = fwd.out_res = -1.0          # no DAC / ADC quantization
     fwd.inp_noise = fwd.out_noise = fwd.w_noise = 0.0
-    fwd.inp_bound = fwd.out_bound = 1e9
+    fwd.inp_bound = 1.0                       # abs-max noise management needs bound 1
+    fwd.out_bound = 1e9
     fwd.noise_management = NoiseManagementType.ABS_MAX
     fwd.bound_management = BoundManagementType.NONE
     fwd.ir_drop, fwd.ir_drop_g_ratio = ir_drop, ratio
@@ -172,6 +173,36 @@ def test_to_inference_rpu_config_sets_the_fit(tmp_path):
     loaded = load_inference_rpu_config(path)
     assert loaded.forward.ir_drop == pytest.approx(cal.ir_drop)
     assert type(loaded).__name__ == "InferenceRPUConfig"
+
+
+@needs_aihwkit
+def test_aihwkit_with_the_exported_config_reproduces_the_exact_error():
+    """aihwkit itself, run with the exported InferenceRPUConfig (other non-idealities off),
+    gives an output error within 10 % of the exact circuit's on held-out inputs."""
+    import torch
+    from aihwkit.nn import AnalogLinear
+    from aihwkit.simulator.parameters.enums import BoundManagementType
+
+    rng = np.random.default_rng(6)
+    w = rng.uniform(-1, 1, (64, 32))
+    cal = fit_aihwkit_ir_drop(w, rng.uniform(0, 1, (16, 64)), r_row=0.35, r_col=0.35,
+                              g_max=5e-6)
+    config = to_inference_rpu_config(cal)
+    fwd = config.forward
+    fwd.inp_res = fwd.out_res = -1.0
+    fwd.inp_noise = fwd.out_noise = fwd.w_noise = 0.0
+    fwd.out_bound = 1e9
+    fwd.bound_management = BoundManagementType.NONE
+    layer = AnalogLinear(64, 32, bias=False, rpu_config=config)
+    layer.set_weights(torch.tensor(0.3 * w.T, dtype=torch.float32))   # any scale: remapped
+    layer.eval()
+    x = rng.uniform(0, 1, (16, 64))
+    with torch.no_grad():
+        y = layer(torch.tensor(x, dtype=torch.float32)).double().numpy() / 0.3
+    exact = exact_tile_output(w, x, r_row=0.35, r_col=0.35, g_max=5e-6)
+    err_exact = np.linalg.norm(exact - x @ w) / np.linalg.norm(x @ w)
+    err_aihwkit = np.linalg.norm(y - x @ w) / np.linalg.norm(x @ w)
+    assert err_aihwkit == pytest.approx(err_exact, rel=0.10)
 
 
 def test_missing_aihwkit_names_the_extra(monkeypatch, tmp_path):
@@ -273,3 +304,21 @@ def test_bad_inputs_raise_named_errors(tmp_path):
     bad.write_text("{}")
     with pytest.raises(InputError, match="format"):
         load_inference_rpu_config(bad)
+
+
+# -------------------------------------------------------------------------------- docs
+def test_docs_examples_run(tmp_path, monkeypatch):
+    """The ```python blocks of docs/aihwkit.md run in order (aihwkit's only where it runs)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "aihwkit.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "docs_example"}
+    for index, code in enumerate(blocks):
+        if "load_inference_rpu_config(" in code and AIHWKIT_REASON is not None:
+            continue
+        exec(compile(code, f"docs/aihwkit.md, example {index}", "exec"), namespace)
+    assert (tmp_path / "aihwkit_ir_drop.json").exists()
