@@ -138,7 +138,7 @@ def test_map_options_either_work_or_give_a_clean_error(tmp_path) -> None:
            config=st.one_of(st.none(), configs))
     def check(tile, bits, g_on, r_row, lay, config) -> None:
         args = ["map", str(weights), "--tile", tile, "--bits", bits, "--g-on", g_on,
-                "--r-row", r_row, "--layouts", lay, "--serial", "-o", str(tmp_path / "out")]
+                "--r-row", r_row, "--layouts", lay, "--serial", "--out-dir", str(tmp_path / "out")]
         if config is not None:
             path = tmp_path / "config.json"
             path.write_text(config)
@@ -155,7 +155,7 @@ def test_map_options_either_work_or_give_a_clean_error(tmp_path) -> None:
     check()
     # The options drawn are mostly bad; a plain valid run must still map.
     valid = CliRunner().invoke(main, ["map", str(weights), "--tile", "8x8", "--bits", "3",
-                                      "--serial", "-o", str(tmp_path / "ok")])
+                                      "--serial", "--out-dir", str(tmp_path / "ok")])
     assert valid.exit_code == 0, valid.output
     assert 2 in outcomes                        # usage errors were exercised
 

@@ -356,7 +356,7 @@ def test_cli_v_in_files_with_any_content(tmp_path_factory, content, suffix) -> N
 def test_cli_plot_options(table_bytes, tmp_path_factory, at, prefix) -> None:
     folder = tmp_path_factory.mktemp("plot")
     (folder / "t.nc").write_bytes(table_bytes)
-    run_cli(["plot", str(folder / "t.nc"), "-o", str(folder / "out"), "--prefix", prefix,
+    run_cli(["plot", str(folder / "t.nc"), "--out-dir", str(folder / "out"), "--prefix", prefix,
              "--at", at])
 
 

@@ -375,7 +375,7 @@ def test_plot_at_refuses_non_objects_and_typos_and_reports_snapping(clean, tmp_p
     from xbar_circuit.cli import main
 
     runner = CliRunner()
-    base = ["plot", clean, "-o", str(tmp_path / "figs")]
+    base = ["plot", clean, "--out-dir", str(tmp_path / "figs")]
     for at, message in (("[1, 2]", "must be a mapping"), ('{"densty": 0.5}', "unknown grid axis")):
         result = runner.invoke(main, [*base, "--at", at])
         assert result.exit_code == 2, (at, result.output)

@@ -314,7 +314,7 @@ def test_map_command(tmp_path) -> None:
     result = CliRunner().invoke(map_command, [
         str(tmp_path / "w.npy"), "--config", str(tmp_path / "cfg.json"), "--search-evals", "4",
         "--search-tiles", "1", "--serial", "--objective", "bw_error_allon",
-        "-o", str(tmp_path / "out")])
+        "--out-dir", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     entry = report["layers"]["w"]
@@ -325,7 +325,7 @@ def test_map_command(tmp_path) -> None:
     assert "metric: BW = bit-weighted" in result.output and "column NF (secondary)" in result.output
     assert "orientation: w: (16, 3) kept as (K, O)" in result.output
     bad = CliRunner().invoke(map_command, [str(tmp_path / "w.npy"), "--bits-per-cell", "9",
-                                           "-o", str(tmp_path / "o2")])
+                                           "--out-dir", str(tmp_path / "o2")])
     assert bad.exit_code != 0 and "bits_per_cell" in bad.output
 
 
@@ -385,12 +385,12 @@ def test_map_command_rejects_inputs_of_the_wrong_width(tmp_path) -> None:
     np.save(tmp_path / "x_bad.npy", np.random.default_rng(1).random((2, 21)))
     np.save(tmp_path / "x_ok.npy", np.random.default_rng(1).random((2, 20)))
     res = _invoke_map([str(tmp_path / "w.npy"), "--inputs", str(tmp_path / "x_bad.npy"),
-                       "--tile", "8x14", "-o", str(tmp_path / "out")])
+                       "--tile", "8x14", "--out-dir", str(tmp_path / "out")])
     assert res.exit_code != 0
     assert "inputs have 21 features" in res.output and "'w' has K=20 rows" in res.output
     assert not (tmp_path / "out" / "report.json").exists()
     res = _invoke_map([str(tmp_path / "w.npy"), "--inputs", str(tmp_path / "x_ok.npy"),
-                       "--tile", "8x14", "-o", str(tmp_path / "ok")])
+                       "--tile", "8x14", "--out-dir", str(tmp_path / "ok")])
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "ok" / "report.json").read_text())
     assert report["layers"]["w"]["mdm"]["layer_nf_inputs"] is not None
@@ -407,11 +407,11 @@ def test_map_command_rejects_unreadable_or_non_numeric_files(tmp_path) -> None:
     for name in ("obj.npy", "text.npy", "numtext.npy", "corrupt.npy", "bad.npz"):
         with pytest.raises(MappingError, match=name):
             load_weights(tmp_path / name)
-        res = _invoke_map([str(tmp_path / name), "-o", str(tmp_path / "o")])
+        res = _invoke_map([str(tmp_path / name), "--out-dir", str(tmp_path / "o")])
         assert res.exit_code != 0 and name in res.output, (name, res.output)
         assert isinstance(res.exception, SystemExit), res.exception  # a clean ClickException
         if name.endswith(".npy"):
-            res = _invoke_map([str(w), "--inputs", str(tmp_path / name), "-o",
+            res = _invoke_map([str(w), "--inputs", str(tmp_path / name), "--out-dir",
                                str(tmp_path / "o")])
             assert res.exit_code != 0 and f"inputs file {tmp_path / name}" in res.output, \
                 res.output
@@ -422,7 +422,7 @@ def test_map_command_rejects_negative_search_options(tmp_path) -> None:
 
     np.save(tmp_path / "w.npy", _weights(8, 2))
     for option, value in (("--search-tiles", "-1"), ("--search-evals", "-3")):
-        res = _invoke_map([str(tmp_path / "w.npy"), option, value, "-o", str(tmp_path / "o")])
+        res = _invoke_map([str(tmp_path / "w.npy"), option, value, "--out-dir", str(tmp_path / "o")])
         assert res.exit_code != 0 and option in res.output, res.output
     weights = {"w": _weights(8, 2)}
     config = MappingConfig(tile_rows=8, tile_cols=14)

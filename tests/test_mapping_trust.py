@@ -172,12 +172,12 @@ def test_pytorch_named_tensors_are_transposed_and_ambiguous_ones_refused(tmp_pat
 
     from xbar_circuit.mapping.cli import map_command
 
-    res = CliRunner().invoke(map_command, [str(tmp_path / "a.npz"), "--no-plots", "-o",
+    res = CliRunner().invoke(map_command, [str(tmp_path / "a.npz"), "--no-plots", "--out-dir",
                                            str(tmp_path / "o")])
     assert res.exit_code != 0 and "--no-transpose" in res.output
     res = CliRunner().invoke(map_command, [str(tmp_path / "m.safetensors"), "--tensor",
                                            "fc.weight", "--tile", "32x32", "--no-plots",
-                                           "--layouts", "naive", "-o", str(tmp_path / "o")])
+                                           "--layouts", "naive", "--out-dir", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert "orientation: fc.weight: (20, 100) transposed to (100, 20)" in res.output
     assert "| fc.weight | 100x20 |" in res.output

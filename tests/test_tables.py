@@ -378,7 +378,7 @@ def test_cli_calibrate_and_plot(tmp_path) -> None:
                                             "--no-progress", "--no-ngspice-check"])
     assert res.exit_code == 0, res.output
     assert "8 points, 8 computed" in res.output
-    res = runner.invoke(plot_command, [str(out), "-o", str(tmp_path / "figs")])
+    res = runner.invoke(plot_command, [str(out), "--out-dir", str(tmp_path / "figs")])
     assert res.exit_code == 0, res.output
     for name in ("table_nf_vs_size.png", "table_cell_loss.png"):
         assert (tmp_path / "figs" / name).read_bytes()[:4] == b"\x89PNG"
