@@ -60,22 +60,22 @@ def split_sizes(size: int, max_size: int) -> list[int]:
 def layer_tiles(w: np.ndarray, x: np.ndarray, size: int, max_tiles: int
                 ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
     """aihwkit tiles of layer ``w`` (K, O) with inputs ``x`` (B, K): up to ``max_tiles``
-    of them, evenly spread over the tile grid; returns weights, inputs, number of tiles."""
+    of them, evenly spread over the tiles that see some input; returns weights, inputs
+    and the number of tiles."""
     rows, cols = split_sizes(w.shape[0], size), split_sizes(w.shape[1], size)
     r0, c0 = np.cumsum([0, *rows]), np.cumsum([0, *cols])
     grid = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
-    pick = np.unique(np.linspace(0, len(grid) - 1, min(max_tiles, len(grid))).round()
-                     .astype(int))
+    # tiles that see some input (a border-pixel tile of MNIST may see none)
+    live = [(i, j) for i, j in grid
+            if np.any(x[:, r0[i]:r0[i + 1]]) and np.any(w[r0[i]:r0[i + 1], c0[j]:c0[j + 1]])]
+    pick = np.unique(np.linspace(0, len(live) - 1, min(max_tiles, len(live))).round()
+                     .astype(int)) if live else []
     ws, xs = [], []
     for k in pick:
-        i, j = grid[k]
+        i, j = live[k]
         wt = w[r0[i]:r0[i + 1], c0[j]:c0[j + 1]]
-        xt = x[:, r0[i]:r0[i + 1]]
-        peak = np.max(np.abs(wt))
-        if peak == 0 or not np.any(xt):
-            continue
-        ws.append(wt / peak)
-        xs.append(xt)
+        ws.append(wt / np.max(np.abs(wt)))
+        xs.append(x[:, r0[i]:r0[i + 1]])
     return ws, xs, len(grid)
 
 
@@ -149,7 +149,9 @@ def write_report(path: Path, fits: dict[int, AihwkitCalibration],
         f"(uniform weights in [-1, 1], {meta['fit_vectors']} uniform inputs in [0, 1] "
         f"each), objective `error`; not fitted on the layers below",
         f"- layers: up to {meta['max_tiles']} aihwkit tiles per layer (evenly spread "
-        f"over the tile grid), {meta['vectors']} input vectors per layer",
+        f"over the tiles that see some input), up to {meta['vectors']} input vectors per "
+        f"layer (the even ones fit the layer's own `ir_drop`, the odd ones test every "
+        f"column)",
     ]
     if meta["skipped"]:
         lines.append("- skipped networks: " + ", ".join(f"{k} ({v})" for k, v in
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="aihwkit_ir_drop",
                         help="circuit preset (xbar_circuit.presets)")
     parser.add_argument("--max-tiles", type=int, default=2, help="aihwkit tiles per layer")
-    parser.add_argument("--vectors", type=int, default=128,
+    parser.add_argument("--vectors", type=int, default=256,
                         help="input vectors per layer (half fit, half test)")
     parser.add_argument("--fit-tiles", type=int, default=2, help="random tiles per fit")
     parser.add_argument("--fit-vectors", type=int, default=32)
