@@ -396,3 +396,267 @@ def rows_from_columns(const double[:, ::1] G, const double[:, ::1] row_e,
             for i in range(0, m, 4):
                 _row_block_solve(xr + i * n, &row_e[i, 0], &row_inv[i, 0],
                                  m - i if m - i < 4 else 4, n)
+
+
+# ------------------------------------------------------------------------------------
+# Phase kernels of the coarse-corrected (deflated) CG driven from Python.
+#
+# Each works on a row range [i0, i1) or a column range [j0, j1) of (M, N) arrays, so
+# that two threads can share one large solve; each returns its partial dot product.
+
+def schur_rows(const double[:, ::1] G, const double[:, ::1] row_e,
+               const double[:, ::1] row_inv, double w_col, double g_last,
+               const double[:, ::1] p, double[:, ::1] q, Py_ssize_t i0, Py_ssize_t i1):
+    """``q = S p`` on rows ``[i0, i1)`` (``S = A_c - D A_r^{-1} D``); return ``p . q`` there."""
+    cdef Py_ssize_t m = G.shape[0]
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t i, ib, j, rows
+    cdef double total
+    cdef double* buf
+    cdef double* acc
+    cdef const double* gk
+    cdef const double* pk
+    with nogil:
+        buf = <double*> calloc(5 * n, sizeof(double))
+        if buf == NULL:
+            with gil:
+                raise MemoryError("cannot allocate row buffers")
+        acc = buf + 4 * n
+        for ib in range(i0, i1, 4):
+            rows = i1 - ib if i1 - ib < 4 else 4
+            gk = &G[ib, 0]
+            pk = &p[ib, 0]
+            for j in range(rows * n):
+                buf[j] = gk[j] * pk[j]
+            _row_block_solve(buf, &row_e[ib, 0], &row_inv[ib, 0], rows, n)
+            for i in range(rows):
+                _q_row(&G[ib + i, 0], &p[ib + i, 0], buf + i * n, &q[ib + i, 0], acc,
+                       w_col, g_last, ib + i > 0, ib + i + 1 < m, n)
+        total = sum_clear(acc, n)
+        free(buf)
+    return total
+
+
+def column_solve(const double[:, ::1] col_e, const double[:, ::1] col_inv,
+                 const double[:, ::1] r, double[:, ::1] z, Py_ssize_t j0, Py_ssize_t j1):
+    """``z = A_c^{-1} r`` on columns ``[j0, j1)``; return ``r . z`` there."""
+    cdef Py_ssize_t m = r.shape[0]
+    cdef Py_ssize_t i, j
+    cdef double total = 0.0
+    with nogil:
+        for j in range(j0, j1):
+            z[m - 1, j] = r[m - 1, j]
+        for i in range(m - 2, -1, -1):
+            for j in range(j0, j1):
+                z[i, j] = r[i, j] + col_e[i + 1, j] * z[i + 1, j]
+        for j in range(j0, j1):
+            z[0, j] = z[0, j] * col_inv[0, j]
+            total += r[0, j] * z[0, j]
+        for i in range(1, m):
+            for j in range(j0, j1):
+                z[i, j] = z[i, j] * col_inv[i, j] + col_e[i, j] * z[i - 1, j]
+                total += r[i, j] * z[i, j]
+    return total
+
+
+def cg_step(double[:, ::1] x, double[:, ::1] r, const double[:, ::1] p,
+            const double[:, ::1] q, double alpha, Py_ssize_t i0, Py_ssize_t i1):
+    """``x += alpha p``, ``r -= alpha q`` on rows ``[i0, i1)``; return ``r . r`` there."""
+    cdef Py_ssize_t n = x.shape[1]
+    cdef Py_ssize_t i, j
+    cdef double total = 0.0, t
+    with nogil:
+        for i in range(i0, i1):
+            for j in range(n):
+                x[i, j] += alpha * p[i, j]
+                t = r[i, j] - alpha * q[i, j]
+                r[i, j] = t
+                total += t * t
+    return total
+
+
+def combine(double[:, ::1] out, const double[:, ::1] a, const double[:, ::1] b,
+            double beta, Py_ssize_t i0, Py_ssize_t i1):
+    """``out = a + beta b`` on rows ``[i0, i1)`` (``out`` may be ``b``)."""
+    cdef Py_ssize_t n = out.shape[1]
+    cdef Py_ssize_t i, j
+    with nogil:
+        for i in range(i0, i1):
+            for j in range(n):
+                out[i, j] = a[i, j] + beta * b[i, j]
+
+
+def dot_rows(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t i0, Py_ssize_t i1):
+    """``a . b`` over rows ``[i0, i1)``."""
+    cdef Py_ssize_t n = a.shape[1]
+    cdef Py_ssize_t i, j
+    cdef double total = 0.0
+    with nogil:
+        for i in range(i0, i1):
+            for j in range(n):
+                total += a[i, j] * b[i, j]
+    return total
+
+
+def schur_rhs(const double[:, ::1] G, const double[:, ::1] row_e,
+              const double[:, ::1] row_inv, double g_first, double g_last,
+              const double[::1] v_row, const double[::1] v_col, double[:, ::1] f,
+              Py_ssize_t i0, Py_ssize_t i1):
+    """Rows ``[i0, i1)`` of the Schur right-hand side ``f = b_c + D A_r^{-1} b_r``."""
+    cdef Py_ssize_t m = G.shape[0]
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t i, ib, j, rows
+    cdef double* buf
+    with nogil:
+        buf = <double*> calloc(4 * n, sizeof(double))
+        if buf == NULL:
+            with gil:
+                raise MemoryError("cannot allocate row buffers")
+        for ib in range(i0, i1, 4):
+            rows = i1 - ib if i1 - ib < 4 else 4
+            for j in range(rows * n):
+                buf[j] = 0.0
+            for i in range(rows):
+                buf[i * n] = g_first * v_row[ib + i]
+            _row_block_solve(buf, &row_e[ib, 0], &row_inv[ib, 0], rows, n)
+            for i in range(rows):
+                for j in range(n):
+                    f[ib + i, j] = G[ib + i, j] * buf[i * n + j]
+                if ib + i == m - 1:
+                    for j in range(n):
+                        f[ib + i, j] += g_last * v_col[j]
+        free(buf)
+
+
+def cell_currents(const double[:, ::1] G, const double[:, ::1] xr, const double[:, ::1] xc,
+                  double g_last, double[::1] i_col, double[::1] i_row):
+    """Column and row sums of ``G (x_r - x_c)`` (A), with the port rule where they cancel."""
+    cdef Py_ssize_t m = G.shape[0]
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t i, j
+    cdef double cur, t
+    cdef double* mag
+    with nogil:
+        mag = <double*> calloc(n, sizeof(double))
+        if mag == NULL:
+            with gil:
+                raise MemoryError("cannot allocate a row buffer")
+        for j in range(n):
+            i_col[j] = 0.0
+        for i in range(m):
+            cur = 0.0
+            for j in range(n):
+                t = G[i, j] * (xr[i, j] - xc[i, j])
+                cur += t
+                i_col[j] += t
+                mag[j] += fabs(G[i, j] * xr[i, j]) + fabs(G[i, j] * xc[i, j])
+            i_row[i] = cur
+        port_rule(&i_col[0], mag, &xc[m - 1, 0], NULL, g_last, n)
+        free(mag)
+
+
+def restrict_rows(const double[:, ::1] r, const cnp.int64_t[::1] left, const double[::1] t,
+                  double[:, ::1] out, Py_ssize_t i0, Py_ssize_t i1):
+    """Rows ``[i0, i1)`` of ``out = r L_j`` (linear interpolation along each row).
+
+    ``left[j]`` is the coarse node at or left of fine node j, ``t[j]`` its weight on
+    ``left[j] + 1`` (``out`` is (M, K_j), overwritten on those rows).
+    """
+    cdef Py_ssize_t n = r.shape[1]
+    cdef Py_ssize_t k = out.shape[1]
+    cdef Py_ssize_t i, j, b
+    cdef double v
+    with nogil:
+        for i in range(i0, i1):
+            for b in range(k):
+                out[i, b] = 0.0
+            for j in range(n):
+                v = r[i, j]
+                b = left[j]
+                out[i, b] += (1.0 - t[j]) * v
+                if t[j] != 0.0:
+                    out[i, b + 1] += t[j] * v
+
+
+def prolong_add(double[:, ::1] z, const double[:, ::1] y, const double[:, ::1] coarse_j,
+                const cnp.int64_t[::1] left_i, const double[::1] t_i,
+                Py_ssize_t i0, Py_ssize_t i1):
+    """Rows ``[i0, i1)`` of ``z = y + L_i coarse_j`` (``coarse_j`` is (K_i, N), already
+    interpolated along the rows)."""
+    cdef Py_ssize_t n = z.shape[1]
+    cdef Py_ssize_t i, j, a
+    cdef double w0, w1
+    with nogil:
+        for i in range(i0, i1):
+            a = left_i[i]
+            w1 = t_i[i]
+            w0 = 1.0 - w1
+            if w1 != 0.0:
+                for j in range(n):
+                    z[i, j] = y[i, j] + w0 * coarse_j[a, j] + w1 * coarse_j[a + 1, j]
+            else:
+                for j in range(n):
+                    z[i, j] = y[i, j] + w0 * coarse_j[a, j]
+
+
+def deflation_residual(const double[:, ::1] G, const double[:, ::1] row_e,
+                       const double[:, ::1] row_inv, const double[:, ::1] y,
+                       const cnp.int64_t[::1] left, const double[::1] t,
+                       double[:, ::1] out, Py_ssize_t i0, Py_ssize_t i1):
+    """Rows ``[i0, i1)`` of ``(r - S y) L_j`` for ``y = A_c^{-1} r``.
+
+    Since ``A_c y = r`` exactly, ``r - S y = D A_r^{-1} D y``: one row-chain solve, no
+    subtraction. The result is interpolated along each row at once (``out`` (M, K_j),
+    as :func:`restrict_rows`), so it is never stored at full size.
+    """
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t k = out.shape[1]
+    cdef Py_ssize_t i, ib, j, b, rows
+    cdef double v
+    cdef double* buf
+    cdef const double* gk
+    cdef const double* yk
+    with nogil:
+        buf = <double*> calloc(4 * n, sizeof(double))
+        if buf == NULL:
+            with gil:
+                raise MemoryError("cannot allocate row buffers")
+        for ib in range(i0, i1, 4):
+            rows = i1 - ib if i1 - ib < 4 else 4
+            gk = &G[ib, 0]
+            yk = &y[ib, 0]
+            for j in range(rows * n):
+                buf[j] = gk[j] * yk[j]
+            _row_block_solve(buf, &row_e[ib, 0], &row_inv[ib, 0], rows, n)
+            for i in range(rows):
+                for b in range(k):
+                    out[ib + i, b] = 0.0
+                for j in range(n):
+                    v = G[ib + i, j] * buf[i * n + j]
+                    b = left[j]
+                    out[ib + i, b] += (1.0 - t[j]) * v
+                    if t[j] != 0.0:
+                        out[ib + i, b + 1] += t[j] * v
+        free(buf)
+
+
+def prolong_dot(double[:, ::1] z, const double[:, ::1] y, const double[:, ::1] coarse_j,
+                const cnp.int64_t[::1] left_i, const double[::1] t_i,
+                const double[:, ::1] r, const double[:, ::1] q, Py_ssize_t i0, Py_ssize_t i1):
+    """Rows ``[i0, i1)`` of ``z = y + L_i coarse_j``; return ``(r . z, q . z)`` there."""
+    cdef Py_ssize_t n = z.shape[1]
+    cdef Py_ssize_t i, j, a
+    cdef double w0, w1, v, rz = 0.0, qz = 0.0
+    with nogil:
+        for i in range(i0, i1):
+            a = left_i[i]
+            w1 = t_i[i]
+            w0 = 1.0 - w1
+            for j in range(n):
+                v = y[i, j] + w0 * coarse_j[a, j]
+                if w1 != 0.0:
+                    v += w1 * coarse_j[a + 1, j]
+                z[i, j] = v
+                rz += r[i, j] * v
+                qz += q[i, j] * v
+    return rz, qz

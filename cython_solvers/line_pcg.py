@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,8 @@ class LineFactors:
     w_col, g_first, g_last : float
         ``1/r_col``; ``1/(r_driver + r_row)`` from a row source to r(i, 0);
         ``1/(r_col + r_sense)`` from c(M-1, j) to the virtual ground; siemens.
+    w_row : float
+        ``1/r_row``, siemens.
     """
 
     conductance: np.ndarray
@@ -58,6 +61,25 @@ class LineFactors:
     w_col: float
     g_first: float
     g_last: float
+    w_row: float
+    _coarse: Any = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def coarse(self) -> Any:
+        """The coarse level (:class:`.deflated.CoarseGrid`), built on first use."""
+        if self._coarse is None:
+            from .deflated import coarse_grid
+
+            object.__setattr__(self, "_coarse", coarse_grid(
+                self.conductance, self.w_row, self.w_col, self.g_first, self.g_last))
+        return self._coarse
+
+    @property
+    def coarse_worthwhile(self) -> bool:
+        """Whether coarse-corrected CG pays off for this array (see :mod:`.deflated`)."""
+        from .deflated import worthwhile
+
+        return worthwhile(self.shape, self.conductance, self.w_row, self.w_col)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -152,7 +174,7 @@ def factor(crossbar: Crossbar) -> LineFactors:
                 "conductances span too many orders of magnitude for float64"
             )
         array.setflags(write=False)
-    return LineFactors(g, row_e, row_inv, col_e, col_inv, w_col, g_first, g_last)
+    return LineFactors(g, row_e, row_inv, col_e, col_inv, w_col, g_first, g_last, w_row)
 
 
 def _check_factors(factors: LineFactors) -> tuple[int, int]:
@@ -211,6 +233,7 @@ def solve(
     rtol: float = 1e-12,
     max_iter: int | None = None,
     threads: int | None = None,
+    coarse: bool | None = None,
 ) -> LineSolveResult:
     """Solve the crossbar for a batch of row-source and column-port voltages.
 
@@ -233,7 +256,12 @@ def solve(
     max_iter : int, optional
         Iteration cap per vector (default :func:`default_max_iter`).
     threads : int, optional
-        Worker threads over the batch (default :func:`default_threads`).
+        Worker threads over the batch (default :func:`default_threads`). A batch
+        smaller than ``threads`` solved with the coarse level shares each vector's
+        work between the threads instead.
+    coarse : bool, optional
+        Coarse-corrected CG (:mod:`.deflated`): ``None`` (default) when the array
+        spans enough decay lengths for it to pay off, else as given.
 
     Returns
     -------
@@ -265,6 +293,31 @@ def solve(
     iterations = np.zeros(batch, dtype=np.int64)
     residual = np.zeros(batch)
     status = np.zeros(batch, dtype=np.int8)
+
+    use_coarse = factors.coarse_worthwhile if coarse is None else bool(coarse)
+    if use_coarse:
+        from .deflated import solve_one
+
+        grid = factors.coarse
+        inner = threads if batch < threads else 1
+
+        def run_coarse(lo: int, hi: int) -> None:
+            none = np.empty((0, 0))
+            scratch_r = np.empty((m, n)) if row_v is None else none
+            scratch_c = np.empty((m, n)) if col_v is None else none
+            for b in range(lo, hi):
+                its, res, st = solve_one(
+                    factors, grid, v_row_arr[b], v_col_arr[b], rtol, max_iter, inner,
+                    row_v[b] if row_v is not None else scratch_r,
+                    col_v[b] if col_v is not None else scratch_c,
+                    i_col[b], i_row[b])
+                iterations[b], residual[b], status[b] = its, res, st
+
+        if inner > 1:
+            run_coarse(0, batch)
+        else:
+            run_chunks(batch, threads, run_coarse)
+        return LineSolveResult(row_v, col_v, i_col, i_row, iterations, residual, status)
 
     def run(lo: int, hi: int) -> None:
         work = np.empty((4, m, n))

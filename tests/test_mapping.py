@@ -422,7 +422,8 @@ def test_map_command_rejects_negative_search_options(tmp_path) -> None:
 
     np.save(tmp_path / "w.npy", _weights(8, 2))
     for option, value in (("--search-tiles", "-1"), ("--search-evals", "-3")):
-        res = _invoke_map([str(tmp_path / "w.npy"), option, value, "--out-dir", str(tmp_path / "o")])
+        res = _invoke_map([str(tmp_path / "w.npy"), option, value,
+                           "--out-dir", str(tmp_path / "o")])
         assert res.exit_code != 0 and option in res.output, res.output
     weights = {"w": _weights(8, 2)}
     config = MappingConfig(tile_rows=8, tile_cols=14)

@@ -69,7 +69,7 @@ _INT_CAP = 2**31 - 1
 """Largest iteration cap / thread count passed on to the compiled kernels."""
 
 _OPTIONS = ("rtol", "cg_max_iter", "threads", "use_effective", "v_gate", "newton_max_iter",
-            "refine")
+            "refine", "coarse")
 _FORMER_OPTIONS = {"max_iter": "cg_max_iter"}
 """Former option names, still accepted with a DeprecationWarning."""
 
@@ -138,7 +138,7 @@ def _parse_options(options: dict[str, Any], m: int, n: int) -> dict[str, Any]:
                           ("threads", default_threads())):
         value = options.get(name)
         out[name] = _positive_int(name, default if value is None else value)
-    for name in ("use_effective", "refine"):
+    for name in ("use_effective", "refine", "coarse"):
         value = options.get(name, "auto")
         if value is None:
             value = "auto"
@@ -265,7 +265,8 @@ class NodalSolver:
                   "threads": self.opts["threads"]}
         keep = store or self.opts["refine"] is not False
         if self.path == "line":
-            raw = line_pcg.solve(self.line_factors, v_s, store=keep, **common)
+            coarse = None if self.opts["coarse"] == "auto" else bool(self.opts["coarse"])
+            raw = line_pcg.solve(self.line_factors, v_s, store=keep, coarse=coarse, **common)
             result = ChainSolve(raw.row_voltages, raw.column_voltages, raw.column_currents,
                                 raw.iterations, raw.residual, raw.status)
         else:
@@ -442,6 +443,11 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
         (default) does so when the batch has at least 2·M vectors, the array has at
         least :data:`EFFECTIVE_MIN_CELLS` cells and twice the (M, M, N) column-voltage
         response (16·M²·N bytes) fits in :data:`EFFECTIVE_MEMORY_LIMIT`.
+    coarse : {"auto", True, False}, optional
+        Coarse-corrected CG for the default circuit (docs/solver.md, "Coarse level").
+        ``"auto"`` (default) uses it once the array spans at least six decay lengths
+        ``sqrt(r_wire^-1 / mean(G))`` of its lines, where CG on the line
+        preconditioner alone needs iterations growing with the size.
     refine : {"auto", True, False}, optional
         Iterative refinement on the true Kirchhoff residual after CG. ``"auto"``
         (default) refines when a column's current is below 1e-3 of the largest, CG
