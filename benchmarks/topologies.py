@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -40,6 +41,7 @@ from xbar_circuit import TIA, Crossbar, Sinh, effective_conductance, solve
 ROOT = Path(__file__).resolve().parent.parent
 G_MIN, G_MAX = 1e-6, 1e-4
 V_MAX = 0.2
+R_WIRE = 1.0   # ohm per segment of the scaling table's circuit (its r_row = r_col)
 
 
 def log(message: str) -> None:
@@ -173,14 +175,15 @@ def nonlinear_section(n: int, batch: int) -> list[str]:
     ]
 
 
-def _one_size(n: int) -> None:
+def _one_size(n: int, coarse: str) -> None:
     """Child process: solve the default circuit once at n x n and print JSON."""
     xbar = Crossbar.random(n, n, r_row=1.0, r_col=1.0, r_driver=10.0, r_sense=10.0,
                            g_off=G_MIN, g_on=G_MAX, seed=0)
     v = np.random.default_rng(1).uniform(0.0, V_MAX, n)
     solve(Crossbar.random(8, 8, r_row=1.0, r_col=1.0, seed=0), v[:8])  # imports, threads
+    option: Any = {"auto": "auto", "off": False}[coarse]
     start = time.perf_counter()
-    sol = solve(xbar, v)
+    sol = solve(xbar, v, coarse=option)
     seconds = time.perf_counter() - start
     peak = 0
     with open("/proc/self/status", encoding="ascii") as status:
@@ -192,28 +195,55 @@ def _one_size(n: int) -> None:
                       "peak_bytes": peak}))
 
 
+def _run_size(n: int, coarse: str) -> dict[str, Any] | str:
+    proc = subprocess.run([sys.executable, __file__, "--one-size", str(n), "--coarse", coarse],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return "failed: " + " ".join(proc.stderr.strip().splitlines()[-1:])
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
 def scaling_section(sizes: list[int]) -> list[str]:
     rows = []
+    iterations: dict[int, int] = {}
     for n in sizes:
-        log(f"scaling {n}x{n} (fresh process)")
-        proc = subprocess.run([sys.executable, __file__, "--one-size", str(n)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            rows.append(f"| {n}x{n} | failed: {proc.stderr.strip().splitlines()[-1:]} | | | |")
+        log(f"scaling {n}x{n} (fresh processes: line preconditioner alone, then default)")
+        line = _run_size(n, "off")
+        default = _run_size(n, "auto")
+        lengths = n / math.sqrt(1.0 / (R_WIRE * 0.5 * (G_MIN + G_MAX)))
+        if isinstance(line, str) or isinstance(default, str):
+            rows.append(f"| {n}x{n} | {lengths:.1f} | {line if isinstance(line, str) else ''} "
+                        f"| | {default if isinstance(default, str) else ''} | | | |")
             continue
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
-        rows.append(f"| {n}x{n} | {out['iterations']} | {out['refinement_steps']} | "
-                    f"{fmt_s(out['seconds'])} | {out['peak_bytes'] / 2**30:.2f} GiB |")
+        iterations[n] = int(default["iterations"])
+        rows.append(
+            f"| {n}x{n} | {lengths:.1f} | {line['iterations']} | {fmt_s(line['seconds'])} | "
+            f"{default['iterations']} (+{default['refinement_steps']}) | "
+            f"{fmt_s(default['seconds'])} | {line['seconds'] / default['seconds']:.1f}x | "
+            f"{default['peak_bytes'] / 2**30:.2f} GiB |")
+    summary = []
+    if sizes[0] in iterations and len(iterations) > 1:
+        largest = max(iterations)
+        summary = [f"Default-path CG iterations at {largest}x{largest}: "
+                   f"{iterations[largest]}, {iterations[largest] / iterations[sizes[0]]:.1f}x "
+                   f"those at {sizes[0]}x{sizes[0]} ({iterations[sizes[0]]}).", ""]
     return [
         "## CG iterations against size (default circuit)",
         "",
-        "The circuit above at growing size, one input vector, each size in a fresh process "
-        "(peak memory is the process's `VmHWM`, interpreter and NumPy included).",
+        "The circuit above at growing size, one input vector, each size and path in a fresh "
+        "process (peak memory is the default path's `VmHWM`, interpreter and NumPy "
+        "included). *Lines only*: CG on the line preconditioner (`coarse=False`). "
+        "*Default*: the solver's own choice, which adds the coarse level once the array "
+        "spans six decay lengths `λ = sqrt(1/(r_wire · mean G))` (docs/solver.md); its "
+        "iterations are CG iterations (+ refinement steps).",
         "",
-        "| size | CG iterations | refinement steps | time | peak memory |",
-        "|---|---|---|---|---|",
+        "| size | N/λ | lines only: iterations | time | default: iterations | time | "
+        "speed-up | peak memory |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
+        *summary,
     ]
 
 
@@ -234,9 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path,
                         default=ROOT / "docs" / "benchmarks-topologies.md")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--coarse", default="auto", choices=["auto", "off"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--scaling-only", action="store_true",
+                        help="only the iterations-against-size table (writes --output)")
     args = parser.parse_args(argv)
     if args.one_size:
-        _one_size(args.one_size)
+        _one_size(args.one_size, args.coarse)
         return 0
     started = time.perf_counter()
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -244,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     doc = ["# Every topology on the nodal solver", "",
            f"Generated by `python {command}` (`make bench`) on {now}. Do not edit by hand.",
            "", *machine(), ""]
-    if args.quick:
+    if args.scaling_only:
+        doc += scaling_section([256, 512, 1024, 2048, 4096, 8192])
+    elif args.quick:
         doc += topology_section(64, 128, 3) + nonlinear_section(64, 8) \
             + scaling_section([256, 512])
     else:
