@@ -25,6 +25,7 @@ EXTRAS: dict[str, str] = {
     "yaml": "tables",
     "matplotlib": "plot",
     "torch": "torch",
+    "aihwkit": "aihwkit",
 }
 """The extra that installs each optional top-level module."""
 
