@@ -69,7 +69,8 @@ def compensate_layer(
     MappedLayer
         Same tiles, keys and layout, each with ``programmed`` set; each tile's
         ``cache["compensation"]`` holds ``error_before``, ``error_after``,
-        ``iterations``, ``converged`` and ``seconds`` (see :func:`compensation_summary`).
+        ``iterations``, ``converged``, ``message``, ``cells_at_g_max`` (cells the range
+        clipped) and ``seconds`` (see :func:`compensation_summary`).
 
     Raises
     ------
@@ -127,7 +128,9 @@ def compensate_layer(
         new.cache["compensation"] = {
             "error_before": result.error_before, "error_after": result.error_after,
             "iterations": result.iterations, "converged": result.converged,
-            "message": result.message, "seconds": time.perf_counter() - start}
+            "message": result.message,
+            "cells_at_g_max": int(np.sum(result.g_prog >= g_hi * (1 - 1e-12))),
+            "seconds": time.perf_counter() - start}
         tiles.append(new)
     return dataclasses.replace(layer, tiles=tuple(tiles))
 
@@ -140,7 +143,9 @@ def compensation_summary(layer: MappedLayer) -> dict[str, Any]:
     dict
         ``tiles`` (compensated tiles), ``error_before`` / ``error_after`` (largest over
         tiles of the compensation objective's relative error), ``not_converged`` (tiles
-        whose optimization stopped on its iteration cap) and ``seconds`` (total).
+        whose optimization stopped on its iteration cap), ``cells_at_g_max`` (cells
+        programmed at the top of the range, where compensation is range-limited) and
+        ``seconds`` (total).
     """
     rows = [t.cache["compensation"] for t in layer.tiles if "compensation" in t.cache]
     if not rows:
@@ -149,4 +154,5 @@ def compensation_summary(layer: MappedLayer) -> dict[str, Any]:
             "error_before": max(r["error_before"] for r in rows),
             "error_after": max(r["error_after"] for r in rows),
             "not_converged": sum(not r["converged"] for r in rows),
+            "cells_at_g_max": sum(r["cells_at_g_max"] for r in rows),
             "seconds": sum(r["seconds"] for r in rows)}
