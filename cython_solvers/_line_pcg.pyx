@@ -37,8 +37,11 @@ cnp.import_array()
 
 def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_first,
                  double g_last, double[:, ::1] row_e, double[:, ::1] row_inv,
-                 double[:, ::1] col_e, double[:, ::1] col_inv):
+                 double[:, ::1] col_e, double[:, ::1] col_inv, int which=0):
     """Factor every row and column chain; write the factors in place.
+
+    ``which``: 0 both, 1 the row chains only, 2 the column chains only (the two are
+    independent, so two threads can share the work).
 
     ``row_e[i, j] = w_row / d_j`` couples r(i, j) to r(i, j+1) (0 for j = N-1) and
     ``row_inv[i, j] = 1 / d_j``; ``col_e[i, j] = w_col / d_i`` couples c(i, j) to
@@ -50,7 +53,7 @@ def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_fi
     cdef double s, d
     with nogil:
         # Row chains.
-        for i in range(m):
+        for i in range(m if which != 2 else 0):
             if n == 1:
                 d = G[i, 0] + g_first
                 row_inv[i, 0] = 1.0 / d
@@ -67,7 +70,9 @@ def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_fi
             row_inv[i, n - 1] = 1.0 / d
             row_e[i, n - 1] = 0.0
         # Column chains, all N at once, from the grounded bottom row upwards.
-        if m == 1:
+        if which == 1:
+            pass
+        elif m == 1:
             for j in range(n):
                 col_inv[0, j] = 1.0 / (G[0, j] + g_last)
                 col_e[0, j] = 0.0
@@ -660,3 +665,27 @@ def prolong_dot(double[:, ::1] z, const double[:, ::1] y, const double[:, ::1] c
                 rz += r[i, j] * v
                 qz += q[i, j] * v
     return rz, qz
+
+
+def mass_rows(const double[:, ::1] G, const cnp.int64_t[::1] left, const double[::1] t,
+              double[:, ::1] same, double[:, ::1] next_, Py_ssize_t i0, Py_ssize_t i1):
+    """Rows ``[i0, i1)`` of ``Σ_j G_ij L[j,b]²`` (``same``) and ``Σ_j G_ij L[j,b] L[j,b+1]``
+    (``next_``) for linear interpolation ``L`` along the rows (both (M, K), overwritten)."""
+    cdef Py_ssize_t n = G.shape[1]
+    cdef Py_ssize_t k = same.shape[1]
+    cdef Py_ssize_t i, j, b
+    cdef double g, w0, w1
+    with nogil:
+        for i in range(i0, i1):
+            for b in range(k):
+                same[i, b] = 0.0
+                next_[i, b] = 0.0
+            for j in range(n):
+                g = G[i, j]
+                b = left[j]
+                w1 = t[j]
+                w0 = 1.0 - w1
+                same[i, b] += g * w0 * w0
+                if w1 != 0.0:
+                    same[i, b + 1] += g * w1 * w1
+                    next_[i, b] += g * w0 * w1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,10 @@ __all__ = [
     "row_voltages_from_columns",
     "solve",
 ]
+
+
+PARALLEL_FACTOR_CELLS = 512 * 512
+"""From this many cells the row and column chains are factored on two threads."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +76,8 @@ class LineFactors:
             from .deflated import coarse_grid
 
             object.__setattr__(self, "_coarse", coarse_grid(
-                self.conductance, self.w_row, self.w_col, self.g_first, self.g_last))
+                self.conductance, self.w_row, self.w_col, self.g_first, self.g_last,
+                threads=default_threads()))
         return self._coarse
 
     @property
@@ -166,7 +172,15 @@ def factor(crossbar: Crossbar) -> LineFactors:
     row_inv = np.empty((m, n))
     col_e = np.empty((m, n))
     col_inv = np.empty((m, n))
-    factor_lines(g, w_row, w_col, g_first, g_last, row_e, row_inv, col_e, col_inv)
+    if m * n >= PARALLEL_FACTOR_CELLS and default_threads() > 1:
+        # Row and column chains are independent: one thread each.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for future in [pool.submit(factor_lines, g, w_row, w_col, g_first, g_last, row_e,
+                                       row_inv, col_e, col_inv, which)
+                           for which in (1, 2)]:
+                future.result()
+    else:
+        factor_lines(g, w_row, w_col, g_first, g_last, row_e, row_inv, col_e, col_inv)
     for array in (row_e, row_inv, col_e, col_inv):
         if not np.all(np.isfinite(array)):
             raise ValueError(
