@@ -238,10 +238,10 @@ def reading(results: dict[str, dict[int, dict[str, Any]]], args: argparse.Namesp
             + ("met on every layer." if max(ratios) <= 0.1 else
                f"met on {sum(x <= 0.1 for x in ratios)} of {len(rows)} layers. Where it is "
                "not, the fixed point stalled with cells clipped at g_max (column 'at "
-               "g_max'): those tiles are dense enough that the far cells would need more "
-               f"than {args.headroom:g} g_on, so the range, not the optimizer, limits them "
-               "(L-BFGS-B, at about a minute per iteration on a 256x256 tile, is left out "
-               "of the study's time budget)."))
+               "g_max'): the far cells of those dense tiles would need more than "
+               f"{args.headroom:g} g_on. Whether L-BFGS-B (about a minute per iteration "
+               "on a 256x256 tile, left out of the time budget) or a wider range would "
+               "close the gap is not measured here."))
         text.append(
             f"- With only {args.low_headroom:g}x headroom the median ratio is "
             f"{np.median(low):.2g} (largest {max(low):.2g}): the far cells of dense "
