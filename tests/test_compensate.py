@@ -301,3 +301,12 @@ def test_compensated_layer_nonlinear_cells_on_calibration_inputs() -> None:
     x = np.random.default_rng(12).uniform(0.0, 1.0, size=(12, layer.shape[0]))
     comp = compensate_layer(layer, template, x_cal=x, max_iter=10)
     assert output_error(comp, x, template) < 0.2 * output_error(layer, x, template)
+
+
+@pytest.mark.parametrize("name", ["xbar_circuit.compensate", "xbar_circuit.mapping.compensation"])
+def test_docstring_examples(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
