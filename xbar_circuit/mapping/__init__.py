@@ -75,6 +75,14 @@ from .torch_module import (
     calibrate_model,
     convert_to_analog,
 )
+from .torch_lut import (
+    LUT_MODELS,
+    convert_to_lut,
+    lut_conv2d,
+    lut_effective_terms,
+    lut_linear,
+    lut_tile_loss,
+)
 
 __all__ = [
     "COLUMN_ORDERS",
@@ -116,6 +124,12 @@ __all__ = [
     "analog_linear",
     "calibrate_model",
     "convert_to_analog",
+    "convert_to_lut",
+    "LUT_MODELS",
+    "lut_conv2d",
+    "lut_effective_terms",
+    "lut_linear",
+    "lut_tile_loss",
     "conv2d_weight_matrix",
     "effective_conductance",
     "im2col",
