@@ -431,3 +431,28 @@ def test_map_command_rejects_negative_search_options(tmp_path) -> None:
         run_map(weights, config, CIRCUIT, ["mdm"], search_evals=-3)
     with pytest.raises(MappingError, match="search_tiles must be an integer >= 0"):
         run_map(weights, config, CIRCUIT, ["mdm"], search_evals=2, search_tiles=-1)
+
+
+def test_map_compensate_programs_every_layout_and_reports_it(tmp_path) -> None:
+    """``xbar map --compensate``: each layout gains a compensated twin whose bit-weighted
+    error is a small fraction of the uncompensated one, with the compensation summary."""
+    rng = np.random.default_rng(11)
+    np.save(tmp_path / "w.npy", rng.normal(size=(40, 12)))
+    res = _invoke_map([str(tmp_path / "w.npy"), "--tile", "20x24", "--layouts", "naive,mdm",
+                       "--r-row", "2", "--r-col", "2", "--compensate", "--g-max", "3e-4",
+                       "--json", "--no-plots", "--out-dir", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    entry = report["layers"]["w"]
+    for layout in ("naive", "mdm"):
+        before = abs(entry[layout]["bw_error_allon"])
+        after = abs(entry[f"{layout}+compensation"]["bw_error_allon"])
+        assert before > 1e-3
+        assert after <= 0.1 * before, (layout, before, after)
+        summary = entry[f"{layout}+compensation"]["compensation"]
+        assert summary["tiles"] == len(entry[layout]["tiles"])
+        assert summary["error_after"] < summary["error_before"]
+    assert report["compensation"] == {"g_max": 3e-4, "x_cal": False}
+    bad = _invoke_map([str(tmp_path / "w.npy"), "--compensate", "--g-max", "-1",
+                       "--out-dir", str(tmp_path / "o")])
+    assert bad.exit_code != 0 and "g_max" in bad.output

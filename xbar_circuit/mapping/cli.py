@@ -22,9 +22,10 @@ from .._cli_common import (
     refuse_short_o,
     state,
 )
-from .._validate import check_int, load_json
+from .._validate import check_int, check_real, load_json
 from ..errors import XbarError
 from .circuit import METRICS, CircuitParams, as_circuit, calibrate_layer, layer_nf, load_lut
+from .compensation import compensate_layer, compensation_summary
 from .io import load_array, load_weights
 from .layout import PRESETS, MappedLayer, MappingConfig, map_layer
 from .quantize import MappingError
@@ -47,7 +48,8 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
             search_tiles: int | None = None, inputs: np.ndarray | None = None,
             seed: int = 0, objective: str | None = None, moves: tuple[str, ...] = MOVES,
             periphery: Periphery | None = None, workers: int | None = 0,
-            scheduler: str | None = None, progress: bool = False) -> dict[str, Any]:
+            scheduler: str | None = None, progress: bool = False,
+            compensate: bool = False, g_max: float | None = None) -> dict[str, Any]:
     """Map every matrix with every layout and return the metrics report (a JSON-ready dict).
 
     Parameters
@@ -81,6 +83,14 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
     progress : bool
         Show a progress bar on standard error: one step per matrix and layout, and one
         per matrix for the search.
+    compensate : bool
+        Also program every layout (and the search result) with conductances compensated
+        for the circuit (:func:`~xbar_circuit.mapping.compensate_layer`, on ``inputs``
+        when given), reported as layout ``"<layout>+compensation"`` with a
+        ``compensation`` summary.
+    g_max : float, optional
+        Highest programmable conductance for compensation, siemens (default twice the
+        mapping's ON conductance).
 
     Raises
     ------
@@ -128,14 +138,28 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
                       calibration=cal)
         return {**nf.to_dict(), **layer.summary()}
 
-    steps = len(weights) * (len(layouts) + (1 if search_evals > 0 else 0))
-    bar = progress_bar(steps, "map", unit="step", enabled=progress)
+    compensated = None
+    if compensate:
+        if circ is None:
+            raise MappingError("--compensate needs a circuit with wire resistance")
+        if g_max is not None:
+            g_max = check_real("g_max", g_max, 0.0, None, error=MappingError, unit="S")
+        report["compensation"] = {"g_max": g_max, "x_cal": inputs is not None}
+
+        def compensated(layer: MappedLayer) -> dict[str, Any]:
+            start = time.perf_counter()
+            programmed = compensate_layer(layer, circ, x_cal=inputs, g_max=g_max)
+            return {**evaluate(programmed), "compensation": compensation_summary(programmed),
+                    "seconds": time.perf_counter() - start}
+
+    per_matrix = (len(layouts) + (1 if search_evals > 0 else 0)) * (2 if compensate else 1)
+    bar = progress_bar(len(weights) * per_matrix, "map", unit="step", enabled=progress)
     try:
         for name, w in weights.items():
             report["layers"][name] = _map_matrix(
                 name, w, base, circ, layouts, evaluate, bar, search_evals=search_evals,
                 search_tiles=search_tiles, inputs=inputs, seed=seed, objective=objective,
-                moves=moves, workers=workers, scheduler=scheduler)
+                moves=moves, workers=workers, scheduler=scheduler, compensated=compensated)
     finally:
         bar.close()
     return report
@@ -145,8 +169,9 @@ def _map_matrix(name: str, w: np.ndarray, base: dict[str, Any], circ: Any,
                 layouts: list[str], evaluate: Any, bar: Any, *, search_evals: int,
                 search_tiles: int | None, inputs: np.ndarray | None, seed: int,
                 objective: str, moves: tuple[str, ...], workers: int | None,
-                scheduler: str | None) -> dict[str, Any]:
-    """One matrix of :func:`run_map`: every layout, then the search."""
+                scheduler: str | None, compensated: Any = None) -> dict[str, Any]:
+    """One matrix of :func:`run_map`: every layout, then the search (each also
+    compensated when ``compensated`` evaluates a compensated layer)."""
     entry: dict[str, Any] = {"shape": list(w.shape)}
     mdm_layer = None
     for layout in layouts:
@@ -157,6 +182,10 @@ def _map_matrix(name: str, w: np.ndarray, base: dict[str, Any], circ: Any,
         if layout == "mdm":
             mdm_layer = layer
         bar.update(1)
+        if compensated is not None:
+            bar.set_postfix_str(f"{name} {layout}+compensation")
+            entry[f"{layout}+compensation"] = compensated(layer)
+            bar.update(1)
     if search_evals > 0:
         bar.set_postfix_str(f"{name} search")
         if mdm_layer is None:
@@ -176,6 +205,10 @@ def _map_matrix(name: str, w: np.ndarray, base: dict[str, Any], circ: Any,
                            "tile_objective_best": [r.best for r in results],
                            "seconds": time.perf_counter() - start}
         bar.update(1)
+        if compensated is not None:
+            bar.set_postfix_str(f"{name} search+compensation")
+            entry["search+compensation"] = compensated(searched)
+            bar.update(1)
     return entry
 
 
@@ -253,6 +286,11 @@ def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
 @click.option("--serial", is_flag=True, help="Search in this process, without Dask.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Search on a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--compensate", is_flag=True,
+              help="Also program each layout with conductances compensated for the circuit "
+                   "(on --inputs when given); reported as '<layout>+compensation'.")
+@click.option("--g-max", type=float, default=None,
+              help="With --compensate: highest programmable conductance (S) [2 x g_on].")
 @click.option("--out-dir", type=click.Path(file_okay=False), default="xbar-map-out",
               show_default=True, help="Folder where report.json and the plots go.")
 @refuse_short_o("map")
@@ -266,8 +304,8 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
                 template_path: str | None, adc_bits: int | None, calibration: str | None,
                 inputs_path: str | None, lut_path: str | None, search_evals: int,
                 search_tiles: int | None, objective: str | None, moves: str,
-                workers: int | None, serial: bool, scheduler: str | None, out_dir: str,
-                no_plots: bool, as_json: bool) -> None:
+                workers: int | None, serial: bool, scheduler: str | None, compensate: bool,
+                g_max: float | None, out_dir: str, no_plots: bool, as_json: bool) -> None:
     """Map the weight matrices of WEIGHTS (.npy, .npz or .safetensors) onto crossbars
     and report the bit-weighted error (and column NF) of each layout per tile and layer."""
     if serial and scheduler:
@@ -315,7 +353,7 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
                          search_evals=search_evals, search_tiles=search_tiles, inputs=inputs,
                          objective=objective, moves=move_list, periphery=periphery,
                          workers=0 if serial else workers, scheduler=scheduler,
-                         progress=state().progress)
+                         progress=state().progress, compensate=compensate, g_max=g_max)
     except (XbarError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
     out = Path(out_dir)
@@ -343,13 +381,15 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
     click.echo("metric: BW = bit-weighted (shift-and-add) error, every real row at v_read "
                "(all-on); column NF (secondary) = mean column (I_ideal - I)/I_ideal")
     shown = [*names, *(["search"] if search_evals > 0 else [])]
+    if compensate:
+        shown = [n for layout in shown for n in (layout, f"{layout}+compensation")]
     click.echo("| layer | shape | tiles | " + " | ".join(f"BW {n}" for n in shown)
                + " | " + " | ".join(f"NF {n}" for n in shown) + " |"
                + (" output error (mdm) |" if inputs is not None and "mdm" in shown else "")
                + (" NF LUT (mdm) |" if report["lut"]["available"] and "mdm" in shown else ""))
     for name, entry in report["layers"].items():
-        cells = [f"{entry[n]['bw_error_allon']:.4f}" for n in shown]
-        cells += [f"{entry[n]['layer_nf_allon']:.4f}" for n in shown]
+        cells = [f"{entry[n]['bw_error_allon']:.3g}" for n in shown]
+        cells += [f"{entry[n]['layer_nf_allon']:.3g}" for n in shown]
         line = (f"| {name} | {entry['shape'][0]}x{entry['shape'][1]} | "
                 f"{len(entry[shown[0]]['tiles'])} | " + " | ".join(cells) + " |")
         if inputs is not None and "mdm" in shown:
@@ -357,4 +397,13 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
         if report["lut"]["available"] and "mdm" in entry:
             line += f" {entry['mdm']['layer_nf_lut']:.4f} |"
         click.echo(line)
+    if compensate:
+        for name, entry in report["layers"].items():
+            for n in shown:
+                if "compensation" in entry.get(n, {}):
+                    c = entry[n]["compensation"]
+                    click.echo(f"compensation {name} {n}: objective {c['error_before']:.3g} -> "
+                               f"{c['error_after']:.3g} (worst tile), {c['cells_at_g_max']} "
+                               f"cell(s) at g_max, {c['not_converged']} tile(s) not "
+                               f"converged, {c['seconds']:.1f} s")
     click.echo(f"wrote {out / 'report.json'}" + (f" and {len(plots)} plot(s)" if plots else ""))
