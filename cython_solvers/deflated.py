@@ -319,6 +319,34 @@ def _halves(length: int, parts: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
 
 
+def _check_arguments(factors: Any, coarse: CoarseGrid, v_row: np.ndarray, v_col: np.ndarray,
+                     row_v: np.ndarray, col_v: np.ndarray, i_col: np.ndarray,
+                     i_row: np.ndarray) -> tuple[int, int]:
+    """Check everything the compiled phases trust; return ``(M, N)``."""
+    from .line_pcg import _check_factors
+
+    m, n = _check_factors(factors)
+    if (not isinstance(coarse, CoarseGrid) or coarse.li.shape[0] != m
+            or coarse.lj.shape[0] != n or coarse.left_i.shape != (m,)
+            or coarse.left_j.shape != (n,) or coarse.t_i.shape != (m,)
+            or coarse.t_j.shape != (n,)):
+        raise ValueError(f"coarse must be the CoarseGrid of this {m}x{n} array "
+                         "(factors.coarse)")
+    for name, array, shape in (("v_row", v_row, (m,)), ("v_col", v_col, (n,)),
+                               ("row_v", row_v, (m, n)), ("col_v", col_v, (m, n)),
+                               ("i_col", i_col, (n,)), ("i_row", i_row, (m,))):
+        if (not isinstance(array, np.ndarray) or array.dtype != np.float64
+                or array.shape != shape or not array.flags.c_contiguous):
+            raise ValueError(f"{name} must be a C-contiguous float64 array of shape {shape}")
+    for name, array in (("row_v", row_v), ("col_v", col_v), ("i_col", i_col),
+                        ("i_row", i_row)):
+        if not array.flags.writeable:
+            raise ValueError(f"{name} must be writeable")
+    if not (np.all(np.isfinite(v_row)) and np.all(np.isfinite(v_col))):
+        raise ValueError("v_row and v_col must be finite")
+    return m, n
+
+
 def solve_one(factors: Any, coarse: CoarseGrid, v_row: np.ndarray, v_col: np.ndarray,
               rtol: float, max_iter: int, threads: int, row_v: np.ndarray,
               col_v: np.ndarray, i_col: np.ndarray, i_row: np.ndarray) -> tuple[int, float, int]:
@@ -348,8 +376,9 @@ def solve_one(factors: Any, coarse: CoarseGrid, v_row: np.ndarray, v_col: np.nda
     (iterations, relative residual, status)
         Status 1 converged, 0 iteration cap, 2 breakdown (as the line kernel).
     """
+    m, n = _check_arguments(factors, coarse, v_row, v_col, row_v, col_v, i_col, i_row)
     g = factors.conductance
-    m, n = g.shape
+    threads = max(1, int(threads))
     row_parts = _halves(m, threads)
     col_parts = _halves(n, threads)
     pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None

@@ -162,3 +162,20 @@ def test_threads_share_one_solve_and_agree() -> None:
     two = line_pcg.solve(factors, v, coarse=True, threads=2)
     np.testing.assert_allclose(two.column_currents, one.column_currents, rtol=1e-11)
     assert abs(int(two.iterations[0]) - int(one.iterations[0])) <= 1
+
+
+def test_coarse_entry_point_refuses_mismatched_arrays() -> None:
+    """The coarse solver's compiled phases never see arrays that do not match."""
+    factors = line_pcg.factor(Crossbar.random(6, 5, r_row=1.0, r_col=1.0, seed=0))
+    other = line_pcg.factor(Crossbar.random(7, 5, r_row=1.0, r_col=1.0, seed=0))
+    good = dict(v_row=np.zeros(6), v_col=np.zeros(5), rtol=1e-12, max_iter=50, threads=1,
+                row_v=np.empty((6, 5)), col_v=np.empty((6, 5)), i_col=np.empty(5),
+                i_row=np.empty(6))
+    deflated.solve_one(factors, factors.coarse, **good)
+    with pytest.raises(ValueError, match="CoarseGrid of this 6x5"):
+        deflated.solve_one(factors, other.coarse, **good)
+    for name, bad in (("v_row", np.zeros(7)), ("row_v", np.empty((5, 6))),
+                      ("col_v", np.empty((6, 5), dtype=np.float32)),
+                      ("i_col", np.empty(10)[::2]), ("v_col", np.full(5, np.nan))):
+        with pytest.raises(ValueError, match=name):
+            deflated.solve_one(factors, factors.coarse, **{**good, name: bad})
