@@ -68,13 +68,6 @@ from .search import (
     search_tile,
     tile_objective,
 )
-from .torch_module import (
-    analog_conv2d,
-    analog_linear,
-    as_torch_module,
-    calibrate_model,
-    convert_to_analog,
-)
 from .torch_lut import (
     LUT_MODELS,
     convert_to_lut,
@@ -82,6 +75,13 @@ from .torch_lut import (
     lut_effective_terms,
     lut_linear,
     lut_tile_loss,
+)
+from .torch_module import (
+    analog_conv2d,
+    analog_linear,
+    as_torch_module,
+    calibrate_model,
+    convert_to_analog,
 )
 
 __all__ = [

@@ -490,8 +490,8 @@ def convert_to_lut(model: Any, lut: Any, config: MappingConfig, circuit: Any, *,
     _check_options(distortion, gradient, noise, out_of_range)
     _check_lut(lut)
     model = model if inplace else copy.deepcopy(model)
-    kw = {"model": distortion, "quantize": quantize, "noise": noise, "gradient": gradient,
-          "out_of_range": out_of_range}
+    kw: dict[str, Any] = {"model": distortion, "quantize": quantize, "noise": noise,
+                          "gradient": gradient, "out_of_range": out_of_range}
     for name, child in list(model.named_children()):
         if isinstance(child, torch.nn.Linear):
             setattr(model, name, lut_linear(child, lut, config, circuit, **kw))
