@@ -689,3 +689,35 @@ def mass_rows(const double[:, ::1] G, const cnp.int64_t[::1] left, const double[
                 if w1 != 0.0:
                     same[i, b + 1] += g * w1 * w1
                     next_[i, b] += g * w0 * w1
+
+
+def step_and_column_solve(double[:, ::1] x, double[:, ::1] r, const double[:, ::1] p,
+                          const double[:, ::1] q, double alpha,
+                          const double[:, ::1] col_e, const double[:, ::1] col_inv,
+                          double[:, ::1] y, Py_ssize_t j0, Py_ssize_t j1):
+    """On columns ``[j0, j1)``: the CG update ``x += alpha p``, ``r -= alpha q`` fused with
+    the column solve ``y = A_c^{-1} r`` (its first sweep runs bottom-up, row by row, just
+    behind the update). Return ``r . r`` there."""
+    cdef Py_ssize_t m = x.shape[0]
+    cdef Py_ssize_t i, j
+    cdef double t, total = 0.0
+    with nogil:
+        for j in range(j0, j1):
+            x[m - 1, j] += alpha * p[m - 1, j]
+            t = r[m - 1, j] - alpha * q[m - 1, j]
+            r[m - 1, j] = t
+            total += t * t
+            y[m - 1, j] = t
+        for i in range(m - 2, -1, -1):
+            for j in range(j0, j1):
+                x[i, j] += alpha * p[i, j]
+                t = r[i, j] - alpha * q[i, j]
+                r[i, j] = t
+                total += t * t
+                y[i, j] = t + col_e[i + 1, j] * y[i + 1, j]
+        for j in range(j0, j1):
+            y[0, j] = y[0, j] * col_inv[0, j]
+        for i in range(1, m):
+            for j in range(j0, j1):
+                y[i, j] = y[i, j] * col_inv[i, j] + col_e[i, j] * y[i - 1, j]
+    return total

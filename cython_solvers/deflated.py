@@ -48,7 +48,6 @@ import scipy.sparse.linalg as spla
 
 from ._line_pcg import (
     cell_currents,
-    cg_step,
     column_solve,
     combine,
     deflation_residual,
@@ -60,6 +59,7 @@ from ._line_pcg import (
     rows_from_columns,
     schur_rhs,
     schur_rows,
+    step_and_column_solve,
 )
 
 __all__ = ["CoarseGrid", "coarse_grid", "coarse_spacing", "solve_one", "worthwhile"]
@@ -398,10 +398,12 @@ def solve_one(factors: Any, coarse: CoarseGrid, v_row: np.ndarray, v_col: np.nda
 
     rows_restricted = np.empty((m, coarse.lj.shape[1]))
 
-    def precondition(r: np.ndarray, q: np.ndarray, y: np.ndarray,
-                     z: np.ndarray) -> tuple[float, float]:
-        """z = y + C (r - S y) with y = A_c^{-1} r; return (r . z, q . z)."""
-        each(column_solve, (factors.col_e, factors.col_inv, r, y), col_parts)
+    def precondition(r: np.ndarray, q: np.ndarray, y: np.ndarray, z: np.ndarray,
+                     solved: bool = False) -> tuple[float, float]:
+        """z = y + C (r - S y) with y = A_c^{-1} r (already in ``y`` when ``solved``);
+        return (r . z, q . z)."""
+        if not solved:
+            each(column_solve, (factors.col_e, factors.col_inv, r, y), col_parts)
         each(deflation_residual, (g, factors.row_e, factors.row_inv, y, coarse.left_j,
                                   coarse.t_j, rows_restricted), row_parts)
         coarse_j = coarse.solve_restricted(rows_restricted)
@@ -445,14 +447,16 @@ def solve_one(factors: Any, coarse: CoarseGrid, v_row: np.ndarray, v_col: np.nda
                         status = 2
                         break
                     alpha = rz / pq
-                    rr = each(cg_step, (x, r, p, q, alpha), row_parts)
+                    # The update and the next preconditioner's column solve in one pass.
+                    rr = each(step_and_column_solve, (x, r, p, q, alpha, factors.col_e,
+                                                      factors.col_inv, z), col_parts)
                     if not math.isfinite(rr):
                         status = 2
                         break
                     if rr <= inner_target:
                         status = 1
                         break
-                    rz_new, qz = precondition(r, q, z, z)
+                    rz_new, qz = precondition(r, q, z, z, solved=True)
                     if not (rz_new > 0.0 and math.isfinite(rz_new)):
                         status = 2
                         break
