@@ -28,7 +28,7 @@ from the grounded end, so that no pivot is computed by cancellation)::
 from libc.math cimport fabs, sqrt, isfinite
 from libc.stdlib cimport calloc, free
 
-from _chains cimport cg_finish, col_solve, port_rule, series, sum_clear
+from _chains cimport cg_finish, chain_solve4, col_solve, port_rule, series, sum_clear
 
 cimport numpy as cnp
 
@@ -114,58 +114,12 @@ cdef inline void _row_solve(double* y, const double* e, const double* inv,
         y[j] = t
 
 
-cdef inline void _row_solve4(double* y, const double* e, const double* inv,
-                             Py_ssize_t n) noexcept nogil:
-    """Solve four consecutive row chains (stride n) in place, interleaved.
-
-    The Thomas recurrences are latency bound; four independent chains keep the
-    floating-point units busy.
-    """
-    cdef Py_ssize_t j
-    cdef double* y1 = y + n
-    cdef double* y2 = y + 2 * n
-    cdef double* y3 = y + 3 * n
-    cdef const double* e1 = e + n
-    cdef const double* e2 = e + 2 * n
-    cdef const double* e3 = e + 3 * n
-    cdef const double* v1 = inv + n
-    cdef const double* v2 = inv + 2 * n
-    cdef const double* v3 = inv + 3 * n
-    cdef double t0 = y[0], t1 = y1[0], t2 = y2[0], t3 = y3[0]
-    for j in range(1, n):
-        t0 = y[j] + e[j - 1] * t0
-        t1 = y1[j] + e1[j - 1] * t1
-        t2 = y2[j] + e2[j - 1] * t2
-        t3 = y3[j] + e3[j - 1] * t3
-        y[j] = t0
-        y1[j] = t1
-        y2[j] = t2
-        y3[j] = t3
-    t0 = y[n - 1] * inv[n - 1]
-    t1 = y1[n - 1] * v1[n - 1]
-    t2 = y2[n - 1] * v2[n - 1]
-    t3 = y3[n - 1] * v3[n - 1]
-    y[n - 1] = t0
-    y1[n - 1] = t1
-    y2[n - 1] = t2
-    y3[n - 1] = t3
-    for j in range(n - 2, -1, -1):
-        t0 = y[j] * inv[j] + e[j] * t0
-        t1 = y1[j] * v1[j] + e1[j] * t1
-        t2 = y2[j] * v2[j] + e2[j] * t2
-        t3 = y3[j] * v3[j] + e3[j] * t3
-        y[j] = t0
-        y1[j] = t1
-        y2[j] = t2
-        y3[j] = t3
-
-
 cdef inline void _row_block_solve(double* y, const double* e, const double* inv,
                                   Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
     """Solve ``rows`` (1 to 4) consecutive row chains in place."""
     cdef Py_ssize_t r
     if rows == 4:
-        _row_solve4(y, e, inv, n)
+        chain_solve4(y, e, inv, n)
     else:
         for r in range(rows):
             _row_solve(y + r * n, e + r * n, inv + r * n, n)

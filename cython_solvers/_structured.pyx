@@ -36,7 +36,8 @@ from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 
 from _cells cimport cell
-from _chains cimport cg_finish, chain_solve, col_solve, pivot, port_currents, series, sum_clear
+from _chains cimport (cg_finish, chain_solve, chain_solve4, col_solve, pivot, port_currents,
+                     series, sum_clear)
 
 cnp.import_array()
 
@@ -153,40 +154,64 @@ def source_response(const double[:, ::1] wr, const double[::1] gl, const double[
                 wr.shape[0], wr.shape[1])
 
 
+cdef inline const cnp.uint8_t* _mask(const cnp.uint8_t* mask, Py_ssize_t size,
+                                     cnp.uint8_t usual) noexcept nogil:
+    """``mask``, or NULL when every entry is ``usual`` (nothing to merge or to fix), so
+    that the loops below are skipped on arrays without zero-ohm wires or fixed nodes."""
+    cdef Py_ssize_t k
+    for k in range(size):
+        if mask[k] != usual:
+            return mask
+    return NULL
+
+
 cdef inline void _collect(double* q, const cnp.uint8_t* link, const cnp.uint8_t* free_c,
                           Py_ssize_t m, Py_ssize_t n) noexcept nogil:
-    """Move the values of merged column nodes to the group's top member; zero fixed nodes."""
+    """Move the values of merged column nodes to the group's top member; zero fixed nodes.
+
+    ``link`` / ``free_c`` NULL: no merged / no fixed column nodes (see :func:`_mask`)."""
     cdef Py_ssize_t i, j, k
-    for i in range(m - 2, -1, -1):
-        k = i * n
-        for j in range(n):
-            if link[k + j]:
-                q[k + j] += q[k + n + j]
-                q[k + n + j] = 0.0
-    for k in range(m * n):
-        if not free_c[k]:
-            q[k] = 0.0
+    if link != NULL:
+        for i in range(m - 2, -1, -1):
+            k = i * n
+            for j in range(n):
+                if link[k + j]:
+                    q[k + j] += q[k + n + j]
+                    q[k + n + j] = 0.0
+    if free_c != NULL:
+        for k in range(m * n):
+            if not free_c[k]:
+                q[k] = 0.0
 
 
 cdef void _rows(double* x, const double* d, const double* xc, const double* br,
                 const double* v, const double* h, const double* re, const double* rinv,
                 Py_ssize_t m, Py_ssize_t n) noexcept nogil:
     """``x = A_r^{-1} (b_r + D x_c) + V h`` (any of b_r, x_c, v may be NULL)."""
-    cdef Py_ssize_t i, j, k
-    for i in range(m):
-        k = i * n
-        for j in range(n):
-            x[k + j] = 0.0
-        if br != NULL:
+    cdef Py_ssize_t i, i0, j, k
+    for i0 in range(0, m, 4):
+        for i in range(i0, min(i0 + 4, m)):
+            k = i * n
             for j in range(n):
-                x[k + j] = br[k + j]
-        if xc != NULL:
-            for j in range(n):
-                x[k + j] += d[k + j] * xc[k + j]
-        chain_solve(x + k, re + k, rinv + k, n, 1)
+                x[k + j] = 0.0
+            if br != NULL:
+                for j in range(n):
+                    x[k + j] = br[k + j]
+            if xc != NULL:
+                for j in range(n):
+                    x[k + j] += d[k + j] * xc[k + j]
+        # The Thomas recurrences are latency bound: four rows at once when there are four.
+        k = i0 * n
+        if i0 + 4 <= m:
+            chain_solve4(x + k, re + k, rinv + k, n)
+        else:
+            for i in range(i0, m):
+                chain_solve(x + i * n, re + i * n, rinv + i * n, n, 1)
         if v != NULL:
-            for j in range(n):
-                x[k + j] += v[i] * h[k + j]
+            for i in range(i0, min(i0 + 4, m)):
+                k = i * n
+                for j in range(n):
+                    x[k + j] += v[i] * h[k + j]
 
 
 cdef int _solve_one(const double* d, const double* wcf, const double* re,
@@ -284,7 +309,11 @@ def solve_many(const double[:, ::1] D, const double[:, ::1] wcf,
     cdef double* xr
     cdef double* xc
     cdef const double* d = &D[0, 0]
+    cdef const cnp.uint8_t* lk
+    cdef const cnp.uint8_t* fx
     with nogil:
+        lk = _mask(&link[0, 0], m * n, 0)
+        fx = _mask(&free_c[0, 0], m * n, 1)
         acc = <double*> calloc(n, sizeof(double))
         if acc == NULL:
             with gil:
@@ -295,7 +324,7 @@ def solve_many(const double[:, ::1] D, const double[:, ::1] wcf,
             xc = &x_c[slot, 0, 0]
             status[b] = _solve_one(
                 d, &wcf[0, 0], &row_e[0, 0], &row_inv[0, 0], &col_e[0, 0], &col_inv[0, 0],
-                &h[0, 0], &link[0, 0], &free_c[0, 0],
+                &h[0, 0], lk, fx,
                 &v_row[b, 0] if use_v else NULL,
                 &b_r[b, 0, 0] if use_br else NULL,
                 &b_c[b, 0, 0] if use_bc else NULL,
@@ -370,17 +399,22 @@ cdef void _kcl(const double* icell, const double* wr, const double* gl, const do
 cdef void _group(double* fr, double* fc, const cnp.uint8_t* link_r,
                  const cnp.uint8_t* free_r, const cnp.uint8_t* link_c,
                  const cnp.uint8_t* free_c, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
-    """Sum the residuals of merged nodes into one member and zero fixed nodes, in place."""
+    """Sum the residuals of merged nodes into one member and zero fixed nodes, in place.
+
+    A NULL mask means no merged / no fixed nodes of that kind (see :func:`_mask`)."""
     cdef Py_ssize_t i, j, k
-    for i in range(m):
-        k = i * n
-        for j in range(n - 1):
-            if link_r[k + j]:
-                fr[k + j + 1] += fr[k + j]
-                fr[k + j] = 0.0
-        for j in range(n):
-            if not free_r[k + j]:
-                fr[k + j] = 0.0
+    if link_r != NULL or free_r != NULL:
+        for i in range(m):
+            k = i * n
+            if link_r != NULL:
+                for j in range(n - 1):
+                    if link_r[k + j]:
+                        fr[k + j + 1] += fr[k + j]
+                        fr[k + j] = 0.0
+            if free_r != NULL:
+                for j in range(n):
+                    if not free_r[k + j]:
+                        fr[k + j] = 0.0
     _collect(fc, link_c, free_c, m, n)
 
 
@@ -398,9 +432,12 @@ def group_residual(double[:, ::1] f_r, double[:, ::1] f_c,
                    const cnp.uint8_t[:, ::1] link_r, const cnp.uint8_t[:, ::1] free_r,
                    const cnp.uint8_t[:, ::1] link_c, const cnp.uint8_t[:, ::1] free_c):
     """Residuals of the reduced system (one equation per node group), in place."""
+    cdef Py_ssize_t size
     with nogil:
-        _group(&f_r[0, 0], &f_c[0, 0], &link_r[0, 0], &free_r[0, 0], &link_c[0, 0],
-               &free_c[0, 0], f_r.shape[0], f_r.shape[1])
+        size = f_r.shape[0] * f_r.shape[1]
+        _group(&f_r[0, 0], &f_c[0, 0], _mask(&link_r[0, 0], size, 0),
+               _mask(&free_r[0, 0], size, 1), _mask(&link_c[0, 0], size, 0),
+               _mask(&free_c[0, 0], size, 1), f_r.shape[0], f_r.shape[1])
 
 
 # ----------------------------------------------------------------- Newton-Raphson
@@ -480,7 +517,15 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
     cdef double* xc
     cdef double* acc
     cdef double* sc
+    cdef const cnp.uint8_t* lr
+    cdef const cnp.uint8_t* fr_
+    cdef const cnp.uint8_t* lc
+    cdef const cnp.uint8_t* fc_
     with nogil:
+        lr = _mask(&link_r[0, 0], mn, 0)
+        fr_ = _mask(&free_r[0, 0], mn, 1)
+        lc = _mask(&link_c[0, 0], mn, 0)
+        fc_ = _mask(&free_c[0, 0], mn, 1)
         acc = <double*> calloc(2 * n, sizeof(double))
         if acc == NULL:
             with gil:
@@ -508,8 +553,8 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
             _source(&wr[0, 0], &gl[0], &gr[0], re, rinv, h, m, n)
             # Only a starting point: a loose tolerance is enough (nodes fixed by ideal
             # sources are exact whatever the tolerance).
-            st = _solve_one(d, &wcf[0, 0], re, rinv, ce, cinv, h, &link_c[0, 0],
-                            &free_c[0, 0], &v_row[bi, 0], NULL, NULL, xr, xc, r, z, p, qv,
+            st = _solve_one(d, &wcf[0, 0], re, rinv, ce, cinv, h, lc,
+                            fc_, &v_row[bi, 0], NULL, NULL, xr, xc, r, z, p, qv,
                             acc, m, n, rtol if rtol > 1e-6 else 1e-6, max_iter, &its, &res)
             cg_total += its
             if st != 1:
@@ -518,8 +563,7 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
             _cells(first, a, b, mem, k, g, xr, xc, &gates[0], inner_max, icell, d, m, n)
             _kcl(icell, &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], &v_row[bi, 0], xr, xc,
                  fr, fc, m, n)
-            norm = _norm(fr, fc, tr, tc, &link_r[0, 0], &free_r[0, 0], &link_c[0, 0],
-                         &free_c[0, 0], m, n)
+            norm = _norm(fr, fc, tr, tc, lr, fr_, lc, fc_, m, n)
             ok = 0
             norm0 = norm
             for it in range(1, newton_max + 1):
@@ -539,8 +583,8 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
                     eta = 1e-3
                 if eta < rtol:
                     eta = rtol
-                st = _solve_one(d, &wcf[0, 0], re, rinv, ce, cinv, h, &link_c[0, 0],
-                                &free_c[0, 0], NULL, fr, fc, dr, dc, r, z, p, qv, acc, m, n,
+                st = _solve_one(d, &wcf[0, 0], re, rinv, ce, cinv, h, lc,
+                                fc_, NULL, fr, fc, dr, dc, r, z, p, qv, acc, m, n,
                                 eta, max_iter, &its, &res)
                 cg_total += its
                 if st != 1:
@@ -570,8 +614,7 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
                            n)
                     _kcl(icell, &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], &v_row[bi, 0],
                          tr, tc, fr, fc, m, n)
-                    new_norm = _norm(fr, fc, r, z, &link_r[0, 0], &free_r[0, 0],
-                                     &link_c[0, 0], &free_c[0, 0], m, n)
+                    new_norm = _norm(fr, fc, r, z, lr, fr_, lc, fc_, m, n)
                     if (isfinite(new_norm) and new_norm <= norm * (1.0 + 1e-6)) or t < 1e-4:
                         break
                     t *= 0.5
