@@ -29,9 +29,12 @@ cdef inline double series(double a, double b) noexcept nogil:
         return b
     if isinf(b):
         return a
+    if a < 1e150 and b < 1e150:
+        # One division; the product cannot overflow below 1e150 S each.
+        return a * b / (a + b) if a + b > 0.0 else 0.0
     # b / (1 + b/a) rather than a b / (a + b): no overflow for conductances past 1e154.
     if a >= b:
-        return b / (1.0 + b / a) if a > 0.0 else 0.0
+        return b / (1.0 + b / a)
     return a / (1.0 + a / b)
 
 
@@ -45,7 +48,9 @@ cdef inline void pivot(double w, double s, double* e, double* inv) noexcept nogi
         inv[0] = 0.0
     else:
         inv[0] = 1.0 / (w + s)
-        e[0] = 1.0 / (1.0 + s / w) if w > 0.0 else 0.0
+        # w / (w + s) as w * inv: one division per node (w + s cannot overflow: every
+        # conductance is below 1e308 / 2 by the spec's bounds).
+        e[0] = w * inv[0]
 
 
 cdef inline void chain_solve(double* y, const double* e, const double* inv,
