@@ -524,8 +524,8 @@ def solve_command(spec, random_size, seed, r_row, r_col, r_driver, r_sense, g_of
         click.echo(f"\n[{name}] {sol.info.get('method', '')}  ({seconds:.3f} s)")
         click.echo(f"  column currents: {_format_currents(sol.column_currents)}")
         click.echo(f"  ideal V·G      : {_format_currents(sol.ideal_currents)}")
-        click.echo(f"  NF (mean column (I_ideal - I)/I_ideal): {sol.nf:.6e}")
-        click.echo(f"  NF aggregate (Σ(I_ideal - I)/Σ I_ideal): {sol.nf_aggregate:.6e}")
+        click.echo(f"  NF (mean column (I_ideal - I)/I_ideal): {sol.nf:.4g}")
+        click.echo(f"  NF aggregate (Σ(I_ideal - I)/Σ I_ideal): {sol.nf_aggregate:.4g}")
         if sol.tia_output_voltages is not None:
             click.echo(f"  TIA outputs    : {_format_currents(sol.tia_output_voltages, 'V')}")
         if sol.sense_voltages is not None:
