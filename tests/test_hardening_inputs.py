@@ -77,7 +77,7 @@ def test_random_refuses_bad_arguments_before_drawing() -> None:
 
 def test_former_conductance_names_still_draw_the_same_array() -> None:
     new = Crossbar.random(3, 4, r_row=1.0, r_col=1.0, g_off=2e-6, g_on=3e-5, seed=4)
-    with pytest.warns(DeprecationWarning, match="'g_min' is now called 'g_off'"):
+    with pytest.warns(DeprecationWarning, match="'g_m(in|ax)' is now called 'g_o(ff|n)'"):
         old = Crossbar.random(3, 4, r_row=1.0, r_col=1.0, g_min=2e-6, g_max=3e-5, seed=4)
     assert np.array_equal(new.conductance, old.conductance)
     assert new.conductance.min() >= 2e-6 and new.conductance.max() <= 3e-5
