@@ -310,3 +310,36 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_bad_scalar_options_are_named_errors() -> None:
+    """Strings, None, NaN, negative counts and huge calibration inputs are InputErrors,
+    not TypeError/ValueError from deep inside, nor silently accepted (tol=NaN)."""
+    xbar = Crossbar.random(5, 4, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4, seed=0)
+    rng = dict(g_off=1e-6, g_on=2e-4)
+    for bad in ("abc", None, np.array([1e-6, 1e-6])):
+        with pytest.raises(InputError, match="g_off"):
+            compensate(xbar, g_off=bad, g_on=2e-4)
+    for kwargs, name in [({"tol": float("nan")}, "tol"), ({"tol": -1.0}, "tol"),
+                         ({"tol": "a"}, "tol"),
+                         ({"fixed_point_iterations": -3}, "fixed_point_iterations"),
+                         ({"fixed_point_iterations": 2.5}, "fixed_point_iterations"),
+                         ({"max_iter": float("nan")}, "max_iter"), ({"max_iter": -1}, "max_iter"),
+                         ({"v_cal": np.full((2, 5), np.nan)}, "v_cal"),
+                         ({"v_cal": np.full((2, 5), np.inf)}, "v_cal"),
+                         ({"v_cal": np.full((2, 5), 1e200)}, "v_cal")]:
+        with pytest.raises(InputError, match=name):
+            compensate(xbar, **rng, **kwargs)
+    with pytest.raises(InputError, match="v_read"):
+        compensate(xbar.replace(device=Sinh(3.0)), **rng, v_read="x")
+
+
+def test_compensate_layer_g_max_is_validated() -> None:
+    from xbar_circuit.mapping import CircuitParams, compensate_layer
+    from xbar_circuit.mapping.quantize import MappingError
+
+    layer = _small_layer(rows=8, outs=2, tile=8)
+    circuit = CircuitParams(r_row=2.0, r_col=2.0)
+    for bad in (float("nan"), float("inf"), "1e-4"):
+        with pytest.raises(MappingError, match="g_max"):
+            compensate_layer(layer, circuit, g_max=bad)

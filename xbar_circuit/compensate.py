@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validate import as_real_array
+from ._validate import as_real_array, check_int, check_real
 from .devices import AccessTransistor, Device, Linear, Selector, Sinh
 from .errors import ConvergenceError, InputError, SpecError
 from .spec import Crossbar
@@ -405,8 +405,11 @@ def operating_point_gradient(
 
 # ------------------------------------------------------------------ compensate
 def _range_check(name: str, value: Any) -> float:
-    x = float(value)
-    if not (np.isfinite(x) and x >= 0.0):
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = float("nan")
+    if isinstance(value, (str, bytes, bool)) or not (np.isfinite(x) and x >= 0.0):
         raise InputError(f"{name} must be a finite conductance >= 0 S, got {value!r}")
     return x
 
@@ -531,12 +534,24 @@ def compensate(
     if t.shape != (m, n):
         raise InputError(f"target must have shape {(m, n)}, got {t.shape}")
     _check_target(t, lo, hi)
+    fixed_point_iterations = check_int("fixed_point_iterations", fixed_point_iterations, 0)
+    max_iter = check_int("max_iter", max_iter, 0)
+    if tol is not None:
+        tol = check_real("tol", tol, 0.0, unit="")
     grid = None if levels is None else _check_levels(levels, lo, hi)
     v = None
     if v_cal is not None:
         v = np.atleast_2d(as_real_array("v_cal", v_cal, error=InputError, unit="V"))
         if v.ndim != 2 or v.shape[1] != m or v.shape[0] < 1:
             raise InputError(f"v_cal must have shape (B, {m}), got {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise InputError(f"v_cal must be finite voltages (V): {int(np.sum(~np.isfinite(v)))}"
+                             f" of {v.size} entries are NaN or infinite")
+        with np.errstate(over="ignore", invalid="ignore"):
+            overflow = not np.isfinite(float(np.sum((v @ t) ** 2)))
+        if overflow:
+            raise InputError("v_cal is too large: its ideal output V·G overflows (volts "
+                             "expected)")
         if not np.any(v @ t):
             raise InputError("v_cal gives a zero ideal output V·G: nothing to compensate")
     read: float | None = None
@@ -546,7 +561,10 @@ def compensate(
                 raise InputError("nonlinear cells are compensated at their read voltage: "
                                  "pass v_read (volts) or calibration inputs v_cal")
             v_read = float(np.max(np.abs(v)))
-        read = float(v_read)
+        try:
+            read = float(v_read) if not isinstance(v_read, (str, bytes, bool)) else np.nan
+        except (TypeError, ValueError):
+            read = float("nan")
         if not (np.isfinite(read) and read > 0.0):
             raise InputError(f"v_read must be a finite voltage > 0 V, got {v_read!r}")
 

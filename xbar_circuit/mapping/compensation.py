@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._validate import check_real
 from ..compensate import compensate
 from .circuit import MappingCircuit, _stimulus, as_circuit
 from .layout import MappedLayer
@@ -102,7 +103,8 @@ def compensate_layer(
     cfg = layer.config
     lv = cfg.level_array
     g_lo = float(lv[0])
-    g_hi = 2.0 * float(cfg.g_on) if g_max is None else float(g_max)
+    g_hi = 2.0 * float(cfg.g_on) if g_max is None else check_real(
+        "g_max", g_max, 0.0, error=MappingError, unit="S")
     if not g_hi >= float(lv[-1]):
         raise MappingError(f"g_max = {g_hi:g} S is below the mapping's top level "
                            f"{float(lv[-1]):g} S")
