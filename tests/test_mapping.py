@@ -456,3 +456,6 @@ def test_map_compensate_programs_every_layout_and_reports_it(tmp_path) -> None:
     bad = _invoke_map([str(tmp_path / "w.npy"), "--compensate", "--g-max", "-1",
                        "--out-dir", str(tmp_path / "o")])
     assert bad.exit_code != 0 and "g_max" in bad.output
+    ignored = _invoke_map([str(tmp_path / "w.npy"), "--g-max", "3e-4", "--no-plots",
+                           "--out-dir", str(tmp_path / "o")])     # without --compensate
+    assert ignored.exit_code == 2 and "needs --compensate" in ignored.output

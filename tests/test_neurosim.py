@@ -304,6 +304,7 @@ def test_command_writes_the_file_and_reports(tmp_path):
         "--samples", "4", "--sigma", "0.05", "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "--output_noise_file" in result.output
+    assert "one code = 99.00 µA" in result.output      # SI prefix, 4 digits (not 9.9e-05 A)
     parsed = neurosim_read(out, 4)
     assert len(parsed["output"]) == 13                     # 12 rows x 1 bit: codes 0 ... 12
     direct = neurosim_adc_table(Crossbar(np.full((12, 6), 1e-6), r_row=1.0, r_col=1.0),

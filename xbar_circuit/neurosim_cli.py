@@ -11,7 +11,14 @@ from typing import Any
 import click
 import numpy as np
 
-from ._cli_common import common_options, emit_json, explicit_options, log, progress_bar
+from ._cli_common import (
+    common_options,
+    emit_json,
+    explicit_options,
+    format_si,
+    log,
+    progress_bar,
+)
 from .backends import BACKENDS, DEFAULT_BACKEND
 from .errors import XbarError
 from .neurosim import OFFSETS, neurosim_adc_table, write_neurosim_csv
@@ -159,8 +166,8 @@ def neurosim_command(output: str, spec: str | None, preset: str | None,
              s["rows"], s["cols"], n_samples)
     deviation = np.abs(table.mean - table.output)
     log.info("largest |mean - code| %.4g LSB (code %d), largest std %.4g LSB (code %d); "
-             "one code = %.4g A", float(deviation.max()), int(deviation.argmax()),
-             float(table.std.max()), int(table.std.argmax()), table.lsb_current)
+             "one code = %s", float(deviation.max()), int(deviation.argmax()),
+             float(table.std.max()), int(table.std.argmax()), format_si(table.lsb_current, "A"))
     log.info("use it in NeuroSim V1.5: --output_noise -1 --output_noise_file %s "
              "--adc_precision %d --bitcell %d --dac_precision %d --parallel_read %d",
              path, adc_bits, bits_per_cell, dac_bits, s["rows"])

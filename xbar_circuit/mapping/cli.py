@@ -310,6 +310,9 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
     and report the bit-weighted error (and column NF) of each layout per tile and layer."""
     if serial and scheduler:
         raise click.UsageError("--serial and --scheduler exclude each other")
+    if g_max is not None and not compensate:
+        raise click.UsageError("--g-max is the ceiling of compensated programming: it needs "
+                               "--compensate")
     try:
         cfg_data: dict[str, Any] = {}
         if config_path:
