@@ -216,3 +216,28 @@ def test_bad_inputs_raise_named_errors(lut: LookupTable) -> None:
         warnings.simplefilter("always", LUTRangeWarning)
         lut_effective_terms(map_layer(np.ones((4, 2)), cfg), lut, far)
     assert issubclass(MappingError, XbarError) and issubclass(TableError, XbarError)
+
+
+def test_bad_loss_callables_and_modules_are_named_errors() -> None:
+    """A loss callable returning NaN/inf used to be read as "no loss" (NaN -> 0) or to
+    give infinite weights; non-modules gave AttributeError; a bare nn.Linear given to
+    convert_to_lut came back unconverted."""
+    linear = torch.nn.Linear(12, 3).double()
+    cfg = _config()
+    for value in (np.nan, np.inf, -np.inf):
+        layer = lut_linear(linear, lambda xbar, v, value=value: np.full(xbar.shape, value),
+                           cfg, CIRCUIT)
+        with pytest.raises(MappingError, match="non-finite"):
+            layer.distortion()
+    layer = lut_linear(linear, lambda xbar, v: np.full(xbar.shape, "x"), cfg, CIRCUIT)
+    with pytest.raises(MappingError, match="real numbers"):
+        layer.distortion()
+    with pytest.raises(MappingError, match=r"torch\.nn\.Linear"):
+        lut_linear("linear", lambda xbar, v: np.zeros(xbar.shape), cfg, CIRCUIT)
+    with pytest.raises(MappingError, match=r"torch\.nn\.Conv2d"):
+        lut_conv2d(linear, lambda xbar, v: np.zeros(xbar.shape), cfg, CIRCUIT)
+    uniform = lambda xbar, v: np.full(xbar.shape, 0.1)  # noqa: E731
+    converted = convert_to_lut(linear, uniform, cfg, CIRCUIT)
+    assert type(converted).__name__ == "LUTDistortedLinear"
+    assert np.allclose(converted.distortion()[0], 0.9, rtol=0, atol=1e-12)
+    assert lut_linear(linear, uniform, cfg, CIRCUIT, noise=np.float32(0.5)).noise == 0.5

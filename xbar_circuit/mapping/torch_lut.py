@@ -56,6 +56,7 @@ multiplies every effective weight by ``1 + noise · N(0, 1)`` (training mode onl
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -93,7 +94,7 @@ def _check_options(model: str, gradient: str, noise: Any, out_of_range: str) -> 
     if out_of_range not in ("clip", "error", "ignore"):
         raise MappingError(f"out_of_range must be 'clip', 'error' or 'ignore', got "
                            f"{out_of_range!r}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) \
+    if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, numbers.Real) \
             or not math.isfinite(noise) or noise < 0:
         raise MappingError(f"noise must be a finite number >= 0, got {noise!r}")
     return float(noise)
@@ -169,7 +170,11 @@ def lut_tile_loss(tile: Tile, layer: MappedLayer, lut: Any, circuit: Any, *,
     xbar = tile_crossbar(tile, circ, layer)
     v = np.where(tile.rows >= 0, layer.config.v_read, 0.0)
     if callable(lut) and not hasattr(lut, "predict_attenuation"):
-        loss = np.asarray(lut(xbar, v), dtype=np.float64)
+        try:
+            loss = np.asarray(lut(xbar, v), dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise MappingError(f"the loss function must return an array of real numbers: "
+                               f"{exc}") from None
         if loss.shape != tile.shape:
             raise MappingError(f"the loss function returned shape {loss.shape}, expected "
                                f"{tile.shape}")
@@ -177,10 +182,14 @@ def lut_tile_loss(tile: Tile, layer: MappedLayer, lut: Any, circuit: Any, *,
         loss = lut.predict_attenuation(xbar, v, out_of_range=out_of_range)
     else:
         loss = _density_loss(lut, xbar, out_of_range)
-    loss = np.where(tile.rows[:, None] >= 0, np.nan_to_num(loss), 0.0)
-    if not np.all(np.isfinite(loss)):
-        raise MappingError("the predicted loss map is not finite")
-    return loss
+    real = tile.rows >= 0
+    user = callable(lut) and not hasattr(lut, "predict_attenuation")
+    bad = ~np.isfinite(loss[real]) if user else np.isinf(loss[real])
+    if np.any(bad):
+        raise MappingError(f"the {'loss function' if user else 'predicted loss map'} gave "
+                           f"{int(np.sum(bad))} non-finite value(s) on the tile's real rows "
+                           f"(tile {tile.key}); the loss 1 - V_cell/V_in must be finite")
+    return np.where(real[:, None], np.nan_to_num(loss), 0.0)
 
 
 def lut_effective_terms(layer: MappedLayer, lut: Any, circuit: Any, *,
@@ -425,6 +434,10 @@ def lut_linear(linear: Any, lut: Any, config: MappingConfig, circuit: Any, *,
         For an unknown option, a bad ``lut``, ``config`` or ``noise``, or a circuit
         the table does not model (nonlinear cells, other topologies).
     """
+    import torch
+
+    if not isinstance(linear, torch.nn.Linear):
+        raise MappingError(f"linear must be a torch.nn.Linear, got {type(linear).__name__}")
     cls = _classes()["LUTDistortedLinear"]
     return cls(linear.weight, linear.bias, lut, config, circuit, model, quantize, noise,
                gradient, out_of_range)
@@ -448,6 +461,10 @@ def lut_conv2d(conv: Any, lut: Any, config: MappingConfig, circuit: Any, *,
         As :func:`lut_linear`, and for grouped or dilated convolutions, string padding
         or a padding mode other than zeros.
     """
+    import torch
+
+    if not isinstance(conv, torch.nn.Conv2d):
+        raise MappingError(f"conv must be a torch.nn.Conv2d, got {type(conv).__name__}")
     if conv.groups != 1 or _pair(conv.dilation) != (1, 1):
         raise MappingError("only convolutions with groups=1 and dilation=1 can be mapped")
     if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
@@ -492,6 +509,10 @@ def convert_to_lut(model: Any, lut: Any, config: MappingConfig, circuit: Any, *,
     model = model if inplace else copy.deepcopy(model)
     kw: dict[str, Any] = {"model": distortion, "quantize": quantize, "noise": noise,
                           "gradient": gradient, "out_of_range": out_of_range}
+    if isinstance(model, torch.nn.Linear):        # the model is one layer: convert it
+        return lut_linear(model, lut, config, circuit, **kw)
+    if isinstance(model, torch.nn.Conv2d):
+        return lut_conv2d(model, lut, config, circuit, **kw)
     for name, child in list(model.named_children()):
         if isinstance(child, torch.nn.Linear):
             setattr(model, name, lut_linear(child, lut, config, circuit, **kw))
