@@ -322,3 +322,25 @@ def test_docs_examples_run(tmp_path, monkeypatch):
             continue
         exec(compile(code, f"docs/aihwkit.md, example {index}", "exec"), namespace)
     assert (tmp_path / "aihwkit_ir_drop.json").exists()
+
+
+def test_malformed_files_and_non_numbers_are_named_errors(tmp_path):
+    """Strings as weights, mismatched or NaN outputs, and a calibration file with a
+    malformed entry raised ValueError/KeyError (or returned NaN) instead of InputError."""
+    from xbar_circuit.aihwkit_calibration import JSON_FORMAT, output_error
+
+    with pytest.raises(InputError, match="weights"):
+        aihwkit_ir_drop_forward([["a"]], np.ones(1))
+    with pytest.raises(InputError, match="inputs"):
+        aihwkit_ir_drop_forward(np.zeros((1, 1)), ["x"])
+    with pytest.raises(InputError, match="shape"):
+        output_error(np.ones(3), np.ones(4))
+    with pytest.raises(InputError, match="finite"):
+        output_error(np.full(3, np.nan), np.ones(3))
+    assert output_error(np.zeros(3), np.zeros(3)) == 0.0
+    for configs, match in [([{"x": 1}], "malformed"), ({"a": 1}, "list")]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"format": JSON_FORMAT, "configs": configs}))
+        for kwargs in ({}, {"rows": 64}, {"label": "x"}):
+            with pytest.raises(InputError, match=match):
+                load_inference_rpu_config(bad, **kwargs)

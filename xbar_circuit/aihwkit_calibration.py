@@ -125,8 +125,15 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     return val
 
 
+def _real(name: str, value: ArrayLike) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be an array of real numbers: {exc}") from None
+
+
 def _weights(weights: ArrayLike) -> np.ndarray:
-    w = np.asarray(weights, dtype=np.float64)
+    w = _real("weights", weights)
     if w.ndim != 2 or 0 in w.shape:
         raise InputError(f"weights must be a non-empty (K, O) matrix, got shape {w.shape}")
     if not np.all(np.isfinite(w)):
@@ -138,7 +145,7 @@ def _weights(weights: ArrayLike) -> np.ndarray:
 
 
 def _inputs(x: ArrayLike, k: int) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
+    arr = _real("inputs", x)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != k:
@@ -311,8 +318,12 @@ def exact_tile_output(weights: ArrayLike, x: ArrayLike, *, r_row: float, r_col: 
 
 def output_error(y: ArrayLike, y_ideal: ArrayLike) -> float:
     """Relative output error ``‖y − y_ideal‖ / ‖y_ideal‖`` (Frobenius norms; 0 if both 0)."""
-    a = np.asarray(y, dtype=np.float64)
-    b = np.asarray(y_ideal, dtype=np.float64)
+    a, b = _real("y", y), _real("y_ideal", y_ideal)
+    if a.shape != b.shape:
+        raise InputError(f"y and y_ideal must have the same shape, got {a.shape} and "
+                         f"{b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InputError("y and y_ideal must be finite")
     den = float(np.linalg.norm(b))
     num = float(np.linalg.norm(a - b))
     return num / den if den > 0 else (0.0 if num == 0 else math.inf)
@@ -662,16 +673,25 @@ def load_inference_rpu_config(path: str | Path, *, rows: int | None = None,
         raise InputError(f"{path} is not an xbar-circuit aihwkit calibration "
                          f"(format {JSON_FORMAT!r} expected)")
     entries = data.get("configs") or []
+    if not isinstance(entries, list):
+        raise InputError(f"{path}: 'configs' must be a list of configurations, got "
+                         f"{type(entries).__name__}")
+    try:
+        entries = [{"ir_drop": e["forward"]["ir_drop"],
+                    "ir_drop_g_ratio": e["forward"]["ir_drop_g_ratio"],
+                    "rows": e["mapping"]["max_input_size"],
+                    "cols": e["mapping"]["max_output_size"],
+                    "label": (e.get("fit") or {}).get("label")} for e in entries]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path}: malformed configuration entry ({type(exc).__name__}: "
+                         f"{exc!s}); expected forward.ir_drop, forward.ir_drop_g_ratio, "
+                         "mapping.max_input_size, mapping.max_output_size") from None
     if rows is not None:
-        entries = [e for e in entries if e["mapping"]["max_input_size"] == rows]
+        entries = [e for e in entries if e["rows"] == rows]
     if label is not None:
-        entries = [e for e in entries if e.get("fit", {}).get("label") == label]
+        entries = [e for e in entries if e["label"] == label]
     if not entries:
         want = [f"{rows} rows" if rows is not None else "", f"label {label!r}" if label else ""]
         raise InputError(f"{path} has no calibration" + (" for " + ", ".join(
             w for w in want if w) if any(want) else ""))
-    entry = entries[0]
-    return to_inference_rpu_config({"ir_drop": entry["forward"]["ir_drop"],
-                                    "ir_drop_g_ratio": entry["forward"]["ir_drop_g_ratio"],
-                                    "rows": entry["mapping"]["max_input_size"],
-                                    "cols": entry["mapping"]["max_output_size"]}, base=base)
+    return to_inference_rpu_config(entries[0], base=base)
