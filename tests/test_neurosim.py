@@ -382,3 +382,35 @@ def test_docstring_and_guide_examples_run(tmp_path, monkeypatch):
     for index, code in enumerate(blocks):
         exec(compile(code, f"docs/neurosim.md, example {index}", "exec"), namespace)
     assert (tmp_path / "output_noise.csv").is_file()
+
+
+def test_bad_seed_progress_and_unreadable_files_are_named_errors(tmp_path):
+    """A negative or string seed, a non-callable progress, a missing or binary CSV file
+    raised ValueError/TypeError/FileNotFoundError/UnicodeDecodeError (the reader's
+    docstring promises InputError)."""
+    xbar = Crossbar(np.zeros((4, 3)), r_row=1.0, r_col=1.0)
+    common = dict(adc_bits=2, n_samples=2, g_on=1e-4, g_off=1e-6)
+    for seed in (-1, "a"):
+        with pytest.raises(SpecError, match="seed"):
+            neurosim_adc_table(xbar, seed=seed, **common)
+    with pytest.raises(SpecError, match="progress"):
+        neurosim_adc_table(xbar, progress=3, **common)
+    with pytest.raises(InputError, match="cannot read"):
+        read_neurosim_csv(tmp_path / "none.csv")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="not a text CSV"):
+        read_neurosim_csv(binary)
+    good = tmp_path / "good.csv"
+    good.write_text("output,mean,std\n0,0,0\n")
+    with pytest.raises(InputError, match="adc_bits"):
+        read_neurosim_csv(good, adc_bits=-1)
+    assert read_neurosim_csv(good, adc_bits=1)["mean"] == [0.0]
+
+
+def test_command_refuses_a_missing_output_folder_before_solving(tmp_path):
+    result = CliRunner().invoke(neurosim_command, [
+        "-o", str(tmp_path / "nope" / "x.csv"), "--size", "4x4", "--adc-bits", "2",
+        "--samples", "2"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert "solve" not in result.output                     # no progress bar ran

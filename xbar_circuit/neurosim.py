@@ -368,6 +368,9 @@ def neurosim_adc_table(
     dac_bits = check_int("dac_bits", dac_bits, 1, 8, error=SpecError)
     n_samples = check_int("n_samples", n_samples, 2, 10**6, error=SpecError)
     sigma = check_real("sigma", sigma, 0.0, error=SpecError)
+    if progress is not None and not callable(progress):
+        raise SpecError(f"progress must be a callable progress(done, total), got "
+                        f"{type(progress).__name__}")
     if offset not in OFFSETS:
         raise SpecError(f"offset must be one of {', '.join(OFFSETS)}, got {offset!r}")
     if not isinstance(backend, str) or backend not in BACKENDS:
@@ -403,8 +406,12 @@ def neurosim_adc_table(
         rng = seed
         seeds = None
     else:
-        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(
-            seed)
+        try:
+            root = seed if isinstance(seed, np.random.SeedSequence) else \
+                np.random.SeedSequence(seed)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"seed must be a non-negative integer, a SeedSequence, a "
+                            f"Generator or None, got {seed!r} ({exc})") from None
         rng = np.random.default_rng(root.spawn(1)[0])
         seeds = root
 
@@ -570,9 +577,18 @@ def read_neurosim_csv(path: str | os.PathLike[str], adc_bits: int | None = None
     InputError
         For a missing column, an empty or unparsable row, or too many rows.
     """
-    with Path(path).open(newline="") as handle:
+    if adc_bits is not None:
+        adc_bits = check_int("adc_bits", adc_bits, 1, 16)
+    try:
+        handle = Path(path).open(newline="")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{path}: not a text CSV file ({exc})") from None
         if header is None:
             raise InputError(f"{path}: empty file (NeuroSim needs the header output,mean,std)")
         missing = [name for name in CSV_COLUMNS if name not in header]
@@ -580,14 +596,17 @@ def read_neurosim_csv(path: str | os.PathLike[str], adc_bits: int | None = None
             raise InputError(f"{path}: header lacks column(s) {', '.join(missing)}")
         index = {name: header.index(name) for name in CSV_COLUMNS}
         columns: dict[str, list[float]] = {name: [] for name in CSV_COLUMNS}
-        for line, row in enumerate(reader, start=2):
-            try:
-                for name in CSV_COLUMNS:
-                    columns[name].append(float(row[index[name]]))
-            except (IndexError, ValueError):
-                raise InputError(f"{path}, line {line}: NeuroSim cannot read {row!r}") from None
+        try:
+            for line, row in enumerate(reader, start=2):
+                try:
+                    for name in CSV_COLUMNS:
+                        columns[name].append(float(row[index[name]]))
+                except (IndexError, ValueError):
+                    raise InputError(f"{path}, line {line}: NeuroSim cannot read {row!r}"
+                                     ) from None
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{path}: not a text CSV file ({exc})") from None
     if adc_bits is not None:
-        adc_bits = check_int("adc_bits", adc_bits, 1, 16)
         if len(columns["output"]) > 2 ** adc_bits + 1:
             raise InputError(f"{path}: {len(columns['output'])} rows, more than "
                              f"2**{adc_bits} + 1 (NeuroSim refuses the file)")

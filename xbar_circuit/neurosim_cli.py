@@ -6,6 +6,7 @@ docs/neurosim.md for the file format and its NeuroSim source references.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -132,6 +133,10 @@ def neurosim_command(output: str, spec: str | None, preset: str | None,
     "std", "count", "mean_current", "std_current", "lsb_current"}.
     """
     wires = {"r_row": r_row, "r_col": r_col, "r_driver": r_driver, "r_sense": r_sense}
+    folder = Path(output).resolve().parent
+    if not folder.is_dir():       # before the solves, not after them
+        raise click.BadParameter(f"the folder {folder} does not exist",
+                                 param_hint="'-o' / '--output'")
     try:
         array = _array(spec, preset, size, wires, g_off)
         if g_on is None and spec is None and preset is None:
