@@ -459,3 +459,7 @@ def test_map_compensate_programs_every_layout_and_reports_it(tmp_path) -> None:
     ignored = _invoke_map([str(tmp_path / "w.npy"), "--g-max", "3e-4", "--no-plots",
                            "--out-dir", str(tmp_path / "o")])     # without --compensate
     assert ignored.exit_code == 2 and "needs --compensate" in ignored.output
+    low = _invoke_map([str(tmp_path / "w.npy"), "--compensate", "--g-max", "5e-5",
+                       "--no-plots", "--out-dir", str(tmp_path / "o")])   # below g_on
+    assert low.exit_code == 1 and "below the mapping's top level 100.0 µS" in low.output
+    assert "naive" not in low.output                    # refused before any evaluation

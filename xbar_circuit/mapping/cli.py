@@ -144,6 +144,10 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
             raise MappingError("--compensate needs a circuit with wire resistance")
         if g_max is not None:
             g_max = check_real("g_max", g_max, 0.0, None, error=MappingError, unit="S")
+            top = float(config.level_array[-1])
+            if g_max < top:                  # refuse before any layer is evaluated
+                raise MappingError(f"g_max = {format_si(g_max, 'S')} is below the mapping's "
+                                   f"top level {format_si(top, 'S')} (g_on)")
         report["compensation"] = {"g_max": g_max, "x_cal": inputs is not None}
 
         def compensated(layer: MappedLayer) -> dict[str, Any]:
