@@ -343,3 +343,19 @@ def test_compensate_layer_g_max_is_validated() -> None:
     for bad in (float("nan"), float("inf"), "1e-4"):
         with pytest.raises(MappingError, match="g_max"):
             compensate_layer(layer, circuit, g_max=bad)
+
+
+def test_operating_point_conductance_refuses_a_zero_or_negative_read_voltage() -> None:
+    """v_read = 0 returned an all-NaN matrix (0/0) and a negative one a silent answer."""
+    from xbar_circuit.compensate import operating_point_conductance
+    from xbar_circuit.mapping import CircuitParams, compensate_layer
+    from xbar_circuit.mapping.quantize import MappingError
+
+    nl = Crossbar.random(4, 3, r_row=2.0, r_col=2.0, g_off=1e-6, g_on=1e-4,
+                         seed=0).replace(device=Sinh(3.0))
+    for bad in (0.0, -0.2, float("nan"), "0.2"):
+        with pytest.raises(InputError, match="v_read"):
+            operating_point_conductance(nl, bad)
+    assert np.all(np.isfinite(operating_point_conductance(nl, 0.2)))
+    with pytest.raises(MappingError, match="MappedLayer"):
+        compensate_layer("layer", CircuitParams(r_row=1.0, r_col=1.0))

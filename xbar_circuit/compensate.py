@@ -304,6 +304,7 @@ def operating_point_conductance(crossbar: Crossbar, v_read: float, *, rtol: floa
         from .backends.nodal import NodalSolver
 
         return NodalSolver(crossbar, rtol=rtol).effective_conductance()
+    v_read = check_real("v_read", v_read, 0.0, unit="V", lo_open=True)
     m, n = crossbar.shape
     out = np.empty((m, n))
     step = max(1, _CHUNK_BYTES // (16 * m * n))

@@ -94,6 +94,9 @@ def compensate_layer(
     >>> bool(layer_nf(comp, circuit).bw_error_allon < 0.01 * before)
     True
     """
+    if not isinstance(layer, MappedLayer):
+        raise MappingError(f"layer must be a MappedLayer (map_layer's result), got "
+                           f"{type(layer).__name__}")
     circ = as_circuit(circuit)
     if circ is None or (circ.template.is_ideal and circ.template.is_default_topology
                         and circ.is_linear):
