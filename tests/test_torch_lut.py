@@ -241,3 +241,19 @@ def test_bad_loss_callables_and_modules_are_named_errors() -> None:
     assert type(converted).__name__ == "LUTDistortedLinear"
     assert np.allclose(converted.distortion()[0], 0.9, rtol=0, atol=1e-12)
     assert lut_linear(linear, uniform, cfg, CIRCUIT, noise=np.float32(0.5)).noise == 0.5
+
+
+def test_weights_replaced_through_data_are_remapped() -> None:
+    """``layer.weight.data = w`` keeps the parameter's id and version counter: the gain
+    and offset of the old weights were silently kept."""
+    def loss(xbar, v):
+        return np.where(xbar.conductance > 5e-5, 0.2, 0.0)
+
+    layer = lut_linear(torch.nn.Linear(12, 3).double(), loss, _config(), CIRCUIT)
+    layer.effective_matrix()
+    new = torch.randn(3, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    layer.weight.data = new.clone()
+    reference = torch.nn.Linear(12, 3).double()
+    reference.weight.data = new.clone()
+    fresh = lut_linear(reference, loss, _config(), CIRCUIT)
+    assert np.array_equal(layer.effective_matrix(), fresh.effective_matrix())

@@ -282,6 +282,7 @@ def _classes() -> dict[str, Any]:
                 out_of_range
             self.frozen = False
             self._stamp: tuple[int, int] | None = None
+            self._seen: torch.Tensor | None = None
             self._mapped: MappedLayer | None = None
             self._terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
@@ -290,7 +291,13 @@ def _classes() -> dict[str, Any]:
 
         def _refresh(self) -> None:
             stamp = (id(self.weight), self.weight._version)
-            if self._terms is not None and (self.frozen or stamp == self._stamp):
+            current = self.weight.detach()
+            # ``weight.data = ...`` keeps id and version: compare the values as well.
+            if self._terms is not None and (self.frozen or (
+                    stamp == self._stamp and self._seen is not None
+                    and self._seen.shape == current.shape
+                    and self._seen.device == current.device
+                    and torch.equal(self._seen, current))):
                 return
             w = self._matrix().detach().to("cpu", torch.float64).numpy().T
             self._mapped = map_layer(w, self.config)
@@ -302,6 +309,7 @@ def _classes() -> dict[str, Any]:
                            torch.from_numpy(np.ascontiguousarray(offset.T)),
                            torch.from_numpy(np.ascontiguousarray(deq.T)))
             self._stamp = stamp
+            self._seen = current.clone()
 
         def freeze(self) -> None:
             """Keep the current gain and offset (and quantized weights) from now on."""
