@@ -463,3 +463,7 @@ def test_map_compensate_programs_every_layout_and_reports_it(tmp_path) -> None:
                        "--no-plots", "--out-dir", str(tmp_path / "o")])   # below g_on
     assert low.exit_code == 1 and "below the mapping's top level 100.0 µS" in low.output
     assert "naive" not in low.output                    # refused before any evaluation
+    default = _invoke_map([str(tmp_path / "w.npy"), "--tile", "20x24", "--layouts", "naive",
+                           "--compensate", "--json", "--no-plots", "--out-dir",
+                           str(tmp_path / "o")])
+    assert json.loads(default.stdout)["compensation"]["g_max"] == 2e-4   # 2 x g_on, not null

@@ -148,6 +148,8 @@ def run_map(weights: dict[str, np.ndarray], config: MappingConfig, circuit: Any,
             if g_max < top:                  # refuse before any layer is evaluated
                 raise MappingError(f"g_max = {format_si(g_max, 'S')} is below the mapping's "
                                    f"top level {format_si(top, 'S')} (g_on)")
+        if g_max is None:                    # compensate_layer's default, reported
+            g_max = 2.0 * float(config.g_on)
         report["compensation"] = {"g_max": g_max, "x_cal": inputs is not None}
 
         def compensated(layer: MappedLayer) -> dict[str, Any]:
