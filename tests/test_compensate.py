@@ -359,3 +359,15 @@ def test_operating_point_conductance_refuses_a_zero_or_negative_read_voltage() -
     assert np.all(np.isfinite(operating_point_conductance(nl, 0.2)))
     with pytest.raises(MappingError, match="MappedLayer"):
         compensate_layer("layer", CircuitParams(r_row=1.0, r_col=1.0))
+
+
+def test_fixed_point_at_rounding_level_counts_as_converged() -> None:
+    """A fixed point that reaches rounding level stops there and reports convergence
+    (checked on an independent solve of the programmed circuit)."""
+    xbar = Crossbar.random(24, 24, r_row=0.5, r_col=0.5, g_off=1e-6, g_on=1e-4, seed=3)
+    result = compensate(xbar, g_off=1e-6, g_on=4e-4, max_iter=0)
+    assert result.converged and "rounding level" in result.message
+    assert result.error_after <= 1e-14
+    v = np.random.default_rng(2).uniform(0.0, 0.2, (3, 24))
+    real = solve(xbar.replace(conductance=result.g_prog), v, backend="reference")
+    np.testing.assert_allclose(real.column_currents, v @ xbar.conductance, rtol=1e-9)

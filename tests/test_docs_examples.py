@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = ["README.md", "docs/getting-started.md", "docs/variability.md", "docs/solver.md",
           "docs/ngspice.md", "docs/tables.md", "docs/mapping.md", "docs/models.md",
-          "docs/compensation.md"]
+          "docs/compensation.md", "docs/neurosim.md"]
+# docs/aihwkit.md's examples run in tests/test_aihwkit_calibration.py (some need aihwkit).
 
 
 def _python_blocks(path: Path) -> list[str]:

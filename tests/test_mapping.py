@@ -439,7 +439,7 @@ def test_map_compensate_programs_every_layout_and_reports_it(tmp_path) -> None:
     rng = np.random.default_rng(11)
     np.save(tmp_path / "w.npy", rng.normal(size=(40, 12)))
     res = _invoke_map([str(tmp_path / "w.npy"), "--tile", "20x24", "--layouts", "naive,mdm",
-                       "--r-row", "2", "--r-col", "2", "--compensate", "--g-max", "3e-4",
+                       "--r-row", "2", "--r-col", "2", "--compensate", "--g-prog-max", "3e-4",
                        "--json", "--no-plots", "--out-dir", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
@@ -453,13 +453,13 @@ def test_map_compensate_programs_every_layout_and_reports_it(tmp_path) -> None:
         assert summary["tiles"] == len(entry[layout]["tiles"])
         assert summary["error_after"] < summary["error_before"]
     assert report["compensation"] == {"g_max": 3e-4, "x_cal": False}
-    bad = _invoke_map([str(tmp_path / "w.npy"), "--compensate", "--g-max", "-1",
+    bad = _invoke_map([str(tmp_path / "w.npy"), "--compensate", "--g-prog-max", "-1",
                        "--out-dir", str(tmp_path / "o")])
-    assert bad.exit_code != 0 and "g_max" in bad.output
-    ignored = _invoke_map([str(tmp_path / "w.npy"), "--g-max", "3e-4", "--no-plots",
+    assert bad.exit_code != 0 and "--g-prog-max must be" in bad.output
+    ignored = _invoke_map([str(tmp_path / "w.npy"), "--g-prog-max", "3e-4", "--no-plots",
                            "--out-dir", str(tmp_path / "o")])     # without --compensate
     assert ignored.exit_code == 2 and "needs --compensate" in ignored.output
-    low = _invoke_map([str(tmp_path / "w.npy"), "--compensate", "--g-max", "5e-5",
+    low = _invoke_map([str(tmp_path / "w.npy"), "--compensate", "--g-prog-max", "5e-5",
                        "--no-plots", "--out-dir", str(tmp_path / "o")])   # below g_on
     assert low.exit_code == 1 and "below the mapping's top level 100.0 µS" in low.output
     assert "naive" not in low.output                    # refused before any evaluation

@@ -84,6 +84,10 @@ __all__ = [
     "operating_point_gradient",
 ]
 
+ROUNDING_ERROR = 1e-14
+"""A relative error at or below this is rounding in the solves: the fixed point stops
+there and counts as converged."""
+
 _CHUNK_BYTES = 2**27
 """Node voltages kept at once while accumulating the gradient over unit inputs."""
 
@@ -647,6 +651,9 @@ def compensate(
             improved = np.sqrt(sq) < np.sqrt(best_sq) * (1.0 - 1e-3)
             if sq < best_sq:
                 best, best_eff, best_sq = g, g_eff, sq
+            if np.sqrt(best_sq) <= ROUNDING_ERROR:
+                message = f"fixed point reached rounding level after {it + 1} iteration(s)"
+                break
             if not improved:
                 # Coupled cells (raising one starves its neighbours) or clipped ones:
                 # shorter steps from the best iterate, until they stop paying.

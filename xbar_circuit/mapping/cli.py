@@ -295,7 +295,7 @@ def _plot(report: dict[str, Any], out_dir: Path) -> list[str]:
 @click.option("--compensate", is_flag=True,
               help="Also program each layout with conductances compensated for the circuit "
                    "(on --inputs when given); reported as '<layout>+compensation'.")
-@click.option("--g-max", type=float, default=None,
+@click.option("--g-prog-max", "g_max", type=float, default=None,
               help="With --compensate: highest programmable conductance (S) [2 x g_on].")
 @click.option("--out-dir", type=click.Path(file_okay=False), default="xbar-map-out",
               show_default=True, help="Folder where report.json and the plots go.")
@@ -317,9 +317,11 @@ def map_command(weights: str, config_path: str | None, tensor: str | None,
     if serial and scheduler:
         raise click.UsageError("--serial and --scheduler exclude each other")
     if g_max is not None and not compensate:
-        raise click.UsageError("--g-max is the ceiling of compensated programming: it needs "
+        raise click.UsageError("--g-prog-max is the ceiling of compensated programming: it needs "
                                "--compensate")
     try:
+        if g_max is not None:
+            g_max = check_real("--g-prog-max", g_max, 0.0, None, error=MappingError, unit="S")
         cfg_data: dict[str, Any] = {}
         if config_path:
             try:
