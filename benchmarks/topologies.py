@@ -234,8 +234,9 @@ def scaling_section(sizes: list[int]) -> list[str]:
         "The circuit above at growing size, one input vector, each size and path in a fresh "
         "process (peak memory is the default path's `VmHWM`, interpreter and NumPy "
         "included). *Lines only*: CG on the line preconditioner (`coarse=False`). "
-        "*Default*: the solver's own choice, which adds the coarse level once the array "
-        "spans six decay lengths `λ = sqrt(1/(r_wire · mean G))` (docs/solver.md); its "
+        "*Default*: the solver's own choice, which adds the coarse level on arrays of at "
+        "least 512x512 cells spanning six decay lengths `λ = sqrt(1/(r_wire · mean G))` "
+        "(docs/solver.md); its "
         "iterations are CG iterations (+ refinement steps).",
         "",
         "| size | N/λ | lines only: iterations | time | default: iterations | time | "

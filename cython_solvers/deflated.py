@@ -68,6 +68,13 @@ MIN_LENGTHS = 6.0
 """Coarse correction is used once an array spans at least this many decay lengths
 ``λ`` in one direction (below, the line preconditioner alone needs <= ~16 iterations)."""
 
+MIN_CELLS = 512 * 512
+"""Below this many cells the coarse path's fixed costs (its set-up, a sparse coarse solve
+and a dozen kernel calls per iteration) outweigh the iterations it saves: measured by
+``make bench`` (docs/benchmarks.md, iterations against loss), a lossy 256x256 array took
+153 ms on the coarse path against 17 ms for line CG alone, a 1024x1024 one 0.73 s
+against 6.6 s."""
+
 MAX_RESTARTS = 3
 """Restarts from the true residual when the updated one claims convergence too early."""
 
@@ -102,8 +109,11 @@ def decay_lengths(g: np.ndarray, w_row: float, w_col: float) -> tuple[float, flo
 
 
 def worthwhile(shape: tuple[int, int], g: np.ndarray, w_row: float, w_col: float) -> bool:
-    """Whether the coarse level pays off for an ``(M, N)`` array (see :data:`MIN_LENGTHS`)."""
+    """Whether the coarse level pays off for an ``(M, N)`` array: at least
+    :data:`MIN_CELLS` cells spanning at least :data:`MIN_LENGTHS` decay lengths."""
     m, n = shape
+    if m * n < MIN_CELLS:
+        return False
     lam_i, lam_j = decay_lengths(g, w_row, w_col)
     return max(m / lam_i, n / lam_j) >= MIN_LENGTHS
 

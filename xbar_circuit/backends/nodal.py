@@ -445,9 +445,9 @@ def solve_batch(crossbar: Crossbar, v_in: np.ndarray, **options: Any) -> Backend
         response (16·M²·N bytes) fits in :data:`EFFECTIVE_MEMORY_LIMIT`.
     coarse : {"auto", True, False}, optional
         Coarse-corrected CG for the default circuit (docs/solver.md, "Coarse level").
-        ``"auto"`` (default) uses it once the array spans at least six decay lengths
-        ``sqrt(r_wire^-1 / mean(G))`` of its lines, where CG on the line
-        preconditioner alone needs iterations growing with the size.
+        ``"auto"`` (default) uses it on arrays of at least 512x512 cells that span at
+        least six decay lengths ``sqrt(r_wire^-1 / mean(G))`` of their lines, where CG
+        on the line preconditioner alone needs iterations growing with the size.
     refine : {"auto", True, False}, optional
         Iterative refinement on the true Kirchhoff residual after CG. ``"auto"``
         (default) refines when a column's current is below 1e-3 of the largest, CG
