@@ -371,3 +371,13 @@ def test_fixed_point_at_rounding_level_counts_as_converged() -> None:
     v = np.random.default_rng(2).uniform(0.0, 0.2, (3, 24))
     real = solve(xbar.replace(conductance=result.g_prog), v, backend="reference")
     np.testing.assert_allclose(real.column_currents, v @ xbar.conductance, rtol=1e-9)
+
+
+def test_coarse_levels_that_undo_compensation_warn() -> None:
+    """Two levels cannot hold a compensated array: the result says so and warns."""
+    xbar = Crossbar.random(16, 16, r_row=0.5, r_col=0.5, g_off=1e-6, g_on=1e-4, seed=5)
+    with pytest.warns(RuntimeWarning, match="rounding to 2 levels"):
+        result = compensate(xbar, g_off=1e-6, g_on=2e-4, levels=np.array([1e-6, 2e-4]),
+                            max_iter=0)
+    assert result.error_after > result.error_before
+    assert "exceeds what compensation removed" in result.message

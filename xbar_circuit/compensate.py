@@ -63,6 +63,7 @@ cannot be compensated by programming.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -692,6 +693,13 @@ def compensate(
         g_eff = geff_of(g)
         best_sq = measure(g, g_eff)
         message += f"; rounded to {grid.size} levels"
+        if np.sqrt(best_sq) > before:
+            message += (" (the rounding error exceeds what compensation removed: the "
+                        "target as programmed is closer)")
+            warnings.warn(f"compensate: rounding to {grid.size} levels left a relative "
+                          f"error of {np.sqrt(best_sq):.3g}, above the {before:.3g} of "
+                          "programming the target as is; use finer levels",
+                          RuntimeWarning, stacklevel=2)
     result = result_of(g, g_eff, float(np.sqrt(best_sq)), iterations, converged, message)
     if tol is not None and result.error_after > tol:
         raise CompensationError(
