@@ -143,17 +143,24 @@ def neurosim_command(output: str, spec: str | None, preset: str | None,
             g_on = 1e-4
         if g_off is None and spec is None and preset is None:
             g_off = 1e-6
-        with progress_bar(0, "export-neurosim", unit="solve") as bar:
-            def advance(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+        bars: list[Any] = []       # the bar starts with the first solve, after validation
 
+        def advance(done: int, total: int) -> None:
+            if not bars:
+                bars.append(progress_bar(total, "export-neurosim", unit="solve"))
+            bars[0].total = total
+            bars[0].update(done - bars[0].n)
+
+        try:
             table = neurosim_adc_table(
                 array, adc_bits=adc_bits, bits_per_cell=bits_per_cell, dac_bits=dac_bits,
                 g_on=g_on, g_off=g_off, v_read=v_read, n_samples=n_samples, sigma=sigma,
                 preserve_mean=preserve_mean, offset=offset,
                 shape=size if preset is not None else None, seed=seed, backend=backend,
                 progress=advance)
+        finally:
+            for bar in bars:
+                bar.close()
         path = write_neurosim_csv(output, table)
     except XbarError as exc:
         raise click.ClickException(str(exc)) from None
