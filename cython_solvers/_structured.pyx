@@ -31,7 +31,7 @@ those of the reduced (merged) system. Column nodes fixed at 0 V by an infinite
 """
 
 from libc.math cimport fabs, sqrt, isfinite, isinf
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free
 
 cimport numpy as cnp
 
@@ -53,25 +53,18 @@ cdef int _factor(const double* D, const double* wr, const double* gl, const doub
     """
     cdef Py_ssize_t i, j, k
     cdef double s, d
-    cdef double* sr = <double*> malloc(m * sizeof(double))
-    if sr == NULL:
-        return 0
-    # Row chains swept a whole array column at a time: the M recurrences are independent,
-    # so their divisions overlap instead of waiting on one another.
     for i in range(m):
-        sr[i] = D[i * n] + gl[i]
-    for j in range(n):
-        for i in range(m):
-            k = i * n + j
+        k = i * n
+        s = D[k] + gl[i]
+        for j in range(n):
             if j > 0:
-                sr[i] = D[k] + series(wr[k - 1], sr[i])
+                s = D[k + j] + series(wr[k + j - 1], s)
             if j < n - 1:
-                pivot(wr[k], sr[i], &re[k], &rinv[k])
+                pivot(wr[k + j], s, &re[k + j], &rinv[k + j])
             else:
-                d = sr[i] + gr[i]
-                rinv[k] = 0.0 if isinf(d) else 1.0 / d
-                re[k] = 0.0
-    free(sr)
+                d = s + gr[i]
+                rinv[k + j] = 0.0 if isinf(d) else 1.0 / d
+                re[k + j] = 0.0
     for j in range(n):
         sc[j] = D[(m - 1) * n + j] + gb[j]
     for i in range(m - 1, -1, -1):
