@@ -418,22 +418,6 @@ def column_solve(const double[:, ::1] col_e, const double[:, ::1] col_inv,
     return total
 
 
-def cg_step(double[:, ::1] x, double[:, ::1] r, const double[:, ::1] p,
-            const double[:, ::1] q, double alpha, Py_ssize_t i0, Py_ssize_t i1):
-    """``x += alpha p``, ``r -= alpha q`` on rows ``[i0, i1)``; return ``r . r`` there."""
-    cdef Py_ssize_t n = x.shape[1]
-    cdef Py_ssize_t i, j
-    cdef double total = 0.0, t
-    with nogil:
-        for i in range(i0, i1):
-            for j in range(n):
-                x[i, j] += alpha * p[i, j]
-                t = r[i, j] - alpha * q[i, j]
-                r[i, j] = t
-                total += t * t
-    return total
-
-
 def combine(double[:, ::1] out, const double[:, ::1] a, const double[:, ::1] b,
             double beta, Py_ssize_t i0, Py_ssize_t i1):
     """``out = a + beta b`` on rows ``[i0, i1)`` (``out`` may be ``b``)."""
@@ -514,50 +498,6 @@ def cell_currents(const double[:, ::1] G, const double[:, ::1] xr, const double[
         free(mag)
 
 
-def restrict_rows(const double[:, ::1] r, const cnp.int64_t[::1] left, const double[::1] t,
-                  double[:, ::1] out, Py_ssize_t i0, Py_ssize_t i1):
-    """Rows ``[i0, i1)`` of ``out = r L_j`` (linear interpolation along each row).
-
-    ``left[j]`` is the coarse node at or left of fine node j, ``t[j]`` its weight on
-    ``left[j] + 1`` (``out`` is (M, K_j), overwritten on those rows).
-    """
-    cdef Py_ssize_t n = r.shape[1]
-    cdef Py_ssize_t k = out.shape[1]
-    cdef Py_ssize_t i, j, b
-    cdef double v
-    with nogil:
-        for i in range(i0, i1):
-            for b in range(k):
-                out[i, b] = 0.0
-            for j in range(n):
-                v = r[i, j]
-                b = left[j]
-                out[i, b] += (1.0 - t[j]) * v
-                if t[j] != 0.0:
-                    out[i, b + 1] += t[j] * v
-
-
-def prolong_add(double[:, ::1] z, const double[:, ::1] y, const double[:, ::1] coarse_j,
-                const cnp.int64_t[::1] left_i, const double[::1] t_i,
-                Py_ssize_t i0, Py_ssize_t i1):
-    """Rows ``[i0, i1)`` of ``z = y + L_i coarse_j`` (``coarse_j`` is (K_i, N), already
-    interpolated along the rows)."""
-    cdef Py_ssize_t n = z.shape[1]
-    cdef Py_ssize_t i, j, a
-    cdef double w0, w1
-    with nogil:
-        for i in range(i0, i1):
-            a = left_i[i]
-            w1 = t_i[i]
-            w0 = 1.0 - w1
-            if w1 != 0.0:
-                for j in range(n):
-                    z[i, j] = y[i, j] + w0 * coarse_j[a, j] + w1 * coarse_j[a + 1, j]
-            else:
-                for j in range(n):
-                    z[i, j] = y[i, j] + w0 * coarse_j[a, j]
-
-
 def deflation_residual(const double[:, ::1] G, const double[:, ::1] row_e,
                        const double[:, ::1] row_inv, const double[:, ::1] y,
                        const cnp.int64_t[::1] left, const double[::1] t,
@@ -565,8 +505,9 @@ def deflation_residual(const double[:, ::1] G, const double[:, ::1] row_e,
     """Rows ``[i0, i1)`` of ``(r - S y) L_j`` for ``y = A_c^{-1} r``.
 
     Since ``A_c y = r`` exactly, ``r - S y = D A_r^{-1} D y``: one row-chain solve, no
-    subtraction. The result is interpolated along each row at once (``out`` (M, K_j),
-    as :func:`restrict_rows`), so it is never stored at full size.
+    subtraction. The result is restricted along each row at once (``out`` (M, K_j): coarse
+    node ``left[j]`` takes ``1 - t[j]`` of fine node j, ``left[j] + 1`` takes ``t[j]``), so
+    it is never stored at full size.
     """
     cdef Py_ssize_t n = G.shape[1]
     cdef Py_ssize_t k = out.shape[1]

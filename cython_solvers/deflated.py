@@ -53,9 +53,7 @@ from ._line_pcg import (
     deflation_residual,
     dot_rows,
     mass_rows,
-    prolong_add,
     prolong_dot,
-    restrict_rows,
     rows_from_columns,
     schur_rhs,
     schur_rows,
@@ -268,16 +266,6 @@ class CoarseGrid:
         rhs[self.size:] = np.asarray(self.li.T @ rows_restricted).ravel()
         coarse = self.lu.solve(rhs)[self.size:].reshape(ki, kj)
         return np.ascontiguousarray(np.asarray(self.lj @ coarse.T).T)
-
-    def correct(self, residual: np.ndarray) -> np.ndarray:
-        """``C r = P_c [K_H^{-1}]_{cc} P_c^T r`` for an (M, N) column residual (A -> V)."""
-        m, n = residual.shape
-        rows_restricted = np.empty((m, self.lj.shape[1]))
-        restrict_rows(residual, self.left_j, self.t_j, rows_restricted, 0, m)
-        out = np.empty((m, n))
-        prolong_add(out, np.zeros((m, n)), self.solve_restricted(rows_restricted),
-                    self.left_i, self.t_i, 0, m)
-        return out
 
 
 def coarse_grid(g: np.ndarray, w_row: float, w_col: float, g_first: float,
