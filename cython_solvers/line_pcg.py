@@ -68,6 +68,8 @@ class LineFactors:
     g_last: float
     w_row: float
     _coarse: Any = dataclasses.field(default=None, compare=False, repr=False)
+    _coarse_worthwhile: bool | None = dataclasses.field(default=None, compare=False,
+                                                        repr=False)
 
     @property
     def coarse(self) -> Any:
@@ -82,10 +84,14 @@ class LineFactors:
 
     @property
     def coarse_worthwhile(self) -> bool:
-        """Whether coarse-corrected CG pays off for this array (see :mod:`.deflated`)."""
-        from .deflated import worthwhile
+        """Whether coarse-corrected CG pays off for this array (see :mod:`.deflated`);
+        decided once per factorization, not per solve."""
+        if self._coarse_worthwhile is None:
+            from .deflated import worthwhile
 
-        return worthwhile(self.shape, self.conductance, self.w_row, self.w_col)
+            object.__setattr__(self, "_coarse_worthwhile", worthwhile(
+                self.shape, self.conductance, self.w_row, self.w_col))
+        return bool(self._coarse_worthwhile)
 
     @property
     def shape(self) -> tuple[int, int]:
