@@ -53,6 +53,67 @@ cdef inline void pivot(double w, double s, double* e, double* inv) noexcept nogi
         e[0] = w * inv[0]
 
 
+cdef inline double pivot_series(double w, double s, double* e, double* inv) noexcept nogil:
+    """:func:`pivot` of ``(w, s)``, returning ``series(w, s)``: the conductance the next
+    node sees back through this one. Both share ``1 / (w + s)``, so a finite node costs
+    one division: ``w s / (w + s) = e s`` with ``e = w / (w + s) <= 1`` (no overflow)."""
+    cdef double t
+    if isinf(w) or isinf(s):
+        pivot(w, s, e, inv)
+        return series(w, s)
+    t = 1.0 / (w + s)
+    inv[0] = t
+    e[0] = w * t
+    return e[0] * s
+
+
+cdef inline void factor_row(const double* d, const double* w, double g_first,
+                            double g_last, double* e, double* inv,
+                            Py_ssize_t n) noexcept nogil:
+    """Factor one row chain of n nodes from its first node: cells ``d`` to the column
+    layer, couplings ``w[j]`` between nodes j and j+1, ``g_first`` / ``g_last`` from
+    the first / last node to its source."""
+    cdef Py_ssize_t j
+    cdef double s = d[0] + g_first
+    for j in range(n - 1):
+        s = d[j + 1] + pivot_series(w[j], s, &e[j], &inv[j])
+    s = s + g_last
+    inv[n - 1] = 0.0 if isinf(s) else 1.0 / s
+    e[n - 1] = 0.0
+
+
+cdef inline void factor_rows4(const double* d, const double* w, const double* g_first,
+                              const double* g_last, double* e, double* inv,
+                              Py_ssize_t n) noexcept nogil:
+    """:func:`factor_row` for four consecutive rows (n apart) at once: the recurrence
+    is latency bound, four independent ones keep the divider busy. ``g_first``,
+    ``g_last``: the four rows' source conductances."""
+    cdef Py_ssize_t j
+    cdef Py_ssize_t n2 = 2 * n
+    cdef Py_ssize_t n3 = 3 * n
+    cdef double s0 = d[0] + g_first[0]
+    cdef double s1 = d[n] + g_first[1]
+    cdef double s2 = d[n2] + g_first[2]
+    cdef double s3 = d[n3] + g_first[3]
+    for j in range(n - 1):
+        s0 = d[j + 1] + pivot_series(w[j], s0, &e[j], &inv[j])
+        s1 = d[n + j + 1] + pivot_series(w[n + j], s1, &e[n + j], &inv[n + j])
+        s2 = d[n2 + j + 1] + pivot_series(w[n2 + j], s2, &e[n2 + j], &inv[n2 + j])
+        s3 = d[n3 + j + 1] + pivot_series(w[n3 + j], s3, &e[n3 + j], &inv[n3 + j])
+    s0 = s0 + g_last[0]
+    s1 = s1 + g_last[1]
+    s2 = s2 + g_last[2]
+    s3 = s3 + g_last[3]
+    inv[n - 1] = 0.0 if isinf(s0) else 1.0 / s0
+    inv[2 * n - 1] = 0.0 if isinf(s1) else 1.0 / s1
+    inv[3 * n - 1] = 0.0 if isinf(s2) else 1.0 / s2
+    inv[4 * n - 1] = 0.0 if isinf(s3) else 1.0 / s3
+    e[n - 1] = 0.0
+    e[2 * n - 1] = 0.0
+    e[3 * n - 1] = 0.0
+    e[4 * n - 1] = 0.0
+
+
 cdef inline void chain_solve(double* y, const double* e, const double* inv,
                              Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
     """Solve one factored chain in place, ``y <- A^{-1} y``; nodes ``stride`` apart,
@@ -113,6 +174,40 @@ cdef inline void chain_solve4(double* y, const double* e, const double* inv,
         y1[j] = t1
         y2[j] = t2
         y3[j] = t3
+
+
+cdef inline double dot(const double* a, const double* b, Py_ssize_t n) noexcept nogil:
+    """``a . b`` over n entries with four partial sums: a single running sum is bound
+    by the adder's latency and keeps the compiler from vectorizing."""
+    cdef Py_ssize_t j
+    cdef Py_ssize_t n4 = n - n % 4
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    for j in range(0, n4, 4):
+        s0 += a[j] * b[j]
+        s1 += a[j + 1] * b[j + 1]
+        s2 += a[j + 2] * b[j + 2]
+        s3 += a[j + 3] * b[j + 3]
+    for j in range(n4, n):
+        s0 += a[j] * b[j]
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline void dot2(const double* a, const double* b, const double* z, Py_ssize_t n,
+                      double* az, double* bz) noexcept nogil:
+    """Add ``a . z`` to ``az[0]`` and ``b . z`` to ``bz[0]`` in one pass over ``z``."""
+    cdef Py_ssize_t j
+    cdef Py_ssize_t n2 = n - n % 2
+    cdef double s0 = 0.0, s1 = 0.0, u0 = 0.0, u1 = 0.0
+    for j in range(0, n2, 2):
+        s0 += a[j] * z[j]
+        s1 += a[j + 1] * z[j + 1]
+        u0 += b[j] * z[j]
+        u1 += b[j + 1] * z[j + 1]
+    for j in range(n2, n):
+        s0 += a[j] * z[j]
+        u0 += b[j] * z[j]
+    az[0] += s0 + s1
+    bz[0] += u0 + u1
 
 
 cdef inline double sum_clear(double* acc, Py_ssize_t n) noexcept nogil:

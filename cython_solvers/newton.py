@@ -253,7 +253,8 @@ def solve_nonlinear(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
     kind = crossbar.device.kind
     codes = _device_codes(crossbar.device)
     gates_s = o.rows_to_solver(gate_arr)
-    chains = Chains(o)   # masks and finite couplings, shared read-only by the workers
+    # Masks and finite couplings, shared read-only by the workers (the kernel factors).
+    chains = Chains(o, factored=False)
     status = np.zeros(batch, dtype=np.int8)
     cg_its = np.zeros(batch, dtype=np.int64)
 

@@ -209,6 +209,10 @@ class Chains:
         From :func:`orient`.
     d : ndarray (M, N), optional
         Cell conductances in siemens, finite and non-negative (default: ``oriented.g``).
+    factored : bool
+        Factor the chains now (default). ``False`` builds only the masks and finite
+        couplings (what the compiled Newton kernel needs, which factors for itself);
+        the chains are then factored for ``oriented.g`` on first use.
 
     Raises
     ------
@@ -217,7 +221,8 @@ class Chains:
         oriented arrays are inconsistent.
     """
 
-    def __init__(self, oriented: Oriented, d: np.ndarray | None = None) -> None:
+    def __init__(self, oriented: Oriented, d: np.ndarray | None = None, *,
+                 factored: bool = True) -> None:
         o = oriented
         m, n = np.shape(o.g)
         if m < 1 or n < 1:
@@ -261,9 +266,17 @@ class Chains:
         wcf = np.where(inf_c, 0.0, o.wc)
         wcf[m - 1] = np.where(np.isinf(o.gb), 0.0, o.gb)
         self.wcf = np.ascontiguousarray(wcf)
-        self.row_e, self.row_inv, self.col_e, self.col_inv, self.h = (np.empty((m, n))
-                                                                      for _ in range(5))
-        self.refactor(o.g if d is None else d)
+        self.d: np.ndarray | None = None
+        if factored or d is not None:
+            self.refactor(o.g if d is None else d)
+
+    def conductances(self) -> np.ndarray:
+        """The cell conductances (M, N), siemens, the chains are factored for (factoring
+        them for ``oriented.g`` first if that has not happened yet)."""
+        if self.d is None:
+            self.refactor(self.o.g)
+        assert self.d is not None
+        return self.d
 
     def refactor(self, d: np.ndarray) -> None:
         """Factor the chains again for new cell conductances ``d`` (M, N), siemens.
@@ -275,9 +288,14 @@ class Chains:
             factors are not finite.
         """
         o = self.o
-        self.d = _check_array("d", d, self.shape)
-        if not np.all(np.isfinite(self.d)) or np.any(self.d < 0.0):
+        checked = _check_array("d", d, self.shape)
+        if not np.all(np.isfinite(checked)) or np.any(checked < 0.0):
             raise ValueError("cell conductances d must be finite and >= 0 S")
+        if self.d is None:
+            m, n = self.shape
+            self.row_e, self.row_inv, self.col_e, self.col_inv, self.h = (
+                np.empty((m, n)) for _ in range(5))
+        self.d = checked
         factor(self.d, o.wr, o.gl, o.gr, o.wc, o.gb, self.row_e, self.row_inv, self.col_e,
                self.col_inv)
         source_response(o.wr, o.gl, o.gr, self.row_e, self.row_inv, self.h)
@@ -314,6 +332,7 @@ class Chains:
         ChainSolve
         """
         m, n = self.shape
+        d = self.conductances()
         given = [a for a in (v_row, b_r, b_c) if a is not None]
         if not given:
             raise ValueError("give v_row, b_r or b_c")
@@ -346,7 +365,7 @@ class Chains:
             work = np.empty((4, m, n))
             out_r = x_r[lo:hi] if x_r is not None else np.empty((1, m, n))
             out_c = x_c[lo:hi] if x_c is not None else np.empty((1, m, n))
-            solve_many(self.d, self.wcf, self.row_e, self.row_inv, self.col_e, self.col_inv,
+            solve_many(d, self.wcf, self.row_e, self.row_inv, self.col_e, self.col_inv,
                        self.h, self.link_c, self.free_c,
                        v[lo:hi] if v_row is not None else v,
                        br[lo:hi] if b_r is not None else br,
@@ -362,6 +381,7 @@ class Chains:
                           threads: int | None = None) -> np.ndarray:
         """Row voltages ``A_r^{-1} D x_c + V h`` (B, M, N) for known column voltages."""
         m, n = self.shape
+        d = self.conductances()
         v = np.ascontiguousarray(v_row, dtype=np.float64)
         xc = np.ascontiguousarray(x_c, dtype=np.float64)
         if v.ndim != 2 or v.shape[1] != m or xc.shape != (v.shape[0], m, n):
@@ -370,7 +390,7 @@ class Chains:
         out = np.empty_like(xc)
 
         def run(lo: int, hi: int) -> None:
-            rows_from_columns(self.d, self.row_e, self.row_inv, self.h, v[lo:hi], xc[lo:hi],
+            rows_from_columns(d, self.row_e, self.row_inv, self.h, v[lo:hi], xc[lo:hi],
                               out[lo:hi])
 
         run_chunks(v.shape[0], default_threads() if threads is None else threads, run)
@@ -405,7 +425,7 @@ class Chains:
         1e4 times larger than the result) and the port path is finite, the current
         through the port path (see ``_chains.port_currents``).
         """
-        d = self.d
+        d = self.conductances()
         cells = np.einsum("ij,bij->bj", d, x_r - x_c)
         mag = np.einsum("ij,bij->bj", d, np.abs(x_r)) + np.einsum("ij,bij->bj", d,
                                                                     np.abs(x_c))
@@ -523,8 +543,8 @@ def refine_solution(chains: Chains, v_row: np.ndarray, result: ChainSolve, *,
         f_r = np.empty_like(x_r)
         f_c = np.empty_like(x_c)
         for k, b in enumerate(pending):
-            f_r[k], f_c[k] = chains.residual(chains.d * (x_r[k] - x_c[k]), v_row[b], x_r[k],
-                                             x_c[k])
+            f_r[k], f_c[k] = chains.residual(chains.conductances() * (x_r[k] - x_c[k]),
+                                             v_row[b], x_r[k], x_c[k])
         corr = chains.solve(None, -f_r, -f_c, store=True, rtol=_REFINE_RTOL,
                             max_iter=max_iter, threads=threads)
         steps += 1

@@ -236,6 +236,22 @@ def test_factorize_reuses_one_solver() -> None:
     np.testing.assert_allclose(solver.column_currents(v), ref, rtol=1e-9)
 
 
+@pytest.mark.parametrize("side", ["left", "both", "right"])
+def test_chains_factored_on_first_use(side: str) -> None:
+    """``Chains(factored=False)`` (what the Newton kernel gets) still solves exactly once
+    asked to: its chains are factored for the array's conductances on first use."""
+    segments = (9, 14 if side == "both" else 13)   # "both": a segment behind each driver
+    xbar = Crossbar.random(9, 13, r_row=np.random.default_rng(1).uniform(0.0, 2.0, segments),
+                           r_col=0.7, r_driver=3.0, driver_side=side, seed=16)
+    chains = Chains(orient(xbar), factored=False)
+    v = np.random.default_rng(17).uniform(0.0, 0.3, size=(2, 9))
+    lazy = chains.solve(orient(xbar).rows_to_solver(v))
+    ref = solve(xbar, v, backend="reference").column_currents
+    o = orient(xbar)
+    assert_contract(np.stack([o.columns_to_spec(c) for c in lazy.column_currents]), ref)
+    np.testing.assert_array_equal(chains.conductances(), o.g)
+
+
 def test_compiled_entry_points_refuse_mismatched_arrays() -> None:
     """A kernel never sees arrays that do not match the crossbar."""
     small = orient(Crossbar.random(2, 2, r_row=1.0, r_col=1.0, seed=0))
