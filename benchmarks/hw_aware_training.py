@@ -34,6 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from mdm_study import add_circuit_arguments, train_adam  # noqa: E402  (trained as the study)
 
 
 def _folded_resnet(torch: Any, model: Any) -> Any:
@@ -84,25 +85,6 @@ def accuracy(torch: Any, model: Any, images: Any, labels: Any, batch: int = 200)
         for i in range(0, len(images), batch):
             right += int((model(images[i:i + batch]).argmax(1) == labels[i:i + batch]).sum())
     return right / len(images)
-
-
-def train(torch: Any, model: Any, images: Any, labels: Any, train_idx: np.ndarray,
-          epochs: int, lr: float, seed: int, weight_decay: float = 0.0) -> float:
-    """Adam, batches of 64, cross-entropy; returns the wall time in seconds."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    rng = np.random.default_rng(seed)
-    start = time.perf_counter()
-    model.train()
-    for _epoch in range(epochs):
-        order = rng.permutation(train_idx)
-        for i in range(0, len(order), 64):
-            batch = torch.as_tensor(order[i:i + 64])
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(images[batch]), labels[batch])
-            loss.backward()
-            opt.step()
-    model.eval()
-    return time.perf_counter() - start
 
 
 def build_table(args: argparse.Namespace, tile: int, path: str
@@ -165,8 +147,8 @@ def run_tile(args: argparse.Namespace, tile: int, folded: Any, images: Any, labe
                                    noise=args.noise)
         acc["LUT model before"] = accuracy(torch, lut_model, test_x, test_y)
         torch.manual_seed(args.seed + 1)
-        lut_s_train = train(torch, lut_model, images, labels, train_idx, args.ft_epochs,
-                            args.ft_lr, args.seed + 1)
+        lut_s_train = train_adam(torch, lut_model, images, labels, train_idx,
+                                 args.ft_epochs, args.ft_lr, args.seed + 1)
         acc["LUT model after"] = accuracy(torch, lut_model, test_x, test_y)
         range_warnings = sum(issubclass(w.category, LUTRangeWarning) for w in caught)
     log(f"LUT fine-tuning {args.ft_epochs} epochs in {lut_s_train:.0f} s "
@@ -179,8 +161,8 @@ def run_tile(args: argparse.Namespace, tile: int, folded: Any, images: Any, labe
 
     control = copy.deepcopy(folded)
     torch.manual_seed(args.seed + 1)
-    control_s = train(torch, control, images, labels, train_idx, args.ft_epochs, args.ft_lr,
-                      args.seed + 1)
+    control_s = train_adam(torch, control, images, labels, train_idx, args.ft_epochs,
+                           args.ft_lr, args.seed + 1)
     acc["float after float fine-tuning"] = accuracy(torch, control, test_x, test_y)
     acc["exact after float fine-tuning"], _ = exact(control)
     log(f"exact circuit after float fine-tuning (control): "
@@ -195,12 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiles", default="128,256", help="square tile sizes (cells)")
     parser.add_argument("--layout", default="mdm", help="MappingConfig preset")
-    parser.add_argument("--r-wire", type=float, default=1.0, help="ohm per cell segment")
-    parser.add_argument("--r-driver", type=float, default=1.0, help="ohm")
-    parser.add_argument("--r-sense", type=float, default=1.0, help="ohm")
-    parser.add_argument("--g-on", type=float, default=1e-4, help="S")
-    parser.add_argument("--g-off", type=float, default=1e-6, help="S")
-    parser.add_argument("--v-read", type=float, default=0.2, help="V")
+    add_circuit_arguments(parser, quantization=False)
     parser.add_argument("--epochs", type=int, default=8, help="float training epochs")
     parser.add_argument("--ft-epochs", type=int, default=3, help="fine-tuning epochs")
     parser.add_argument("--ft-lr", type=float, default=1e-3, help="fine-tuning learning rate")
@@ -232,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     # 1. The study's CNN, trained as the study trains it, batch norms folded.
     torch.manual_seed(args.seed)
     net = _build_resnet(torch)
-    train_s = train(torch, net, images, labels, train_idx, args.epochs, 3e-3, args.seed,
-                    weight_decay=1e-4)
+    train_s = train_adam(torch, net, images, labels, train_idx, args.epochs, 3e-3, args.seed,
+                         weight_decay=1e-4)
     folded = _folded_resnet(torch, net)
     acc: dict[str, float] = {"float (BN model)": accuracy(torch, net, test_x, test_y),
                              "float": accuracy(torch, folded, test_x, test_y)}

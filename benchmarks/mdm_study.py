@@ -221,6 +221,42 @@ def _fold(conv: Any, bn: Any) -> tuple[np.ndarray, np.ndarray, int, int, int]:
     return w * scale[:, None, None, None], bias, w.shape[2], conv.stride[0], conv.padding[0]
 
 
+def train_adam(torch: Any, model: Any, images: Any, labels: Any, train_idx: np.ndarray,
+               epochs: int, lr: float, seed: int, weight_decay: float = 0.0) -> float:
+    """Train ``model`` in place: Adam, batches of 64 in a seeded random order per epoch,
+    cross-entropy. Returns the wall time in seconds (the model is left in eval mode)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    model.train()
+    for _epoch in range(epochs):
+        order = rng.permutation(train_idx)
+        for i in range(0, len(order), 64):
+            batch = torch.as_tensor(order[i:i + 64])
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(images[batch]), labels[batch])
+            loss.backward()
+            opt.step()
+    model.eval()
+    return time.perf_counter() - start
+
+
+def add_circuit_arguments(parser: argparse.ArgumentParser, *, quantization: bool = True
+                          ) -> None:
+    """The array's circuit options (``--r-wire`` ... ``--v-read``) and, with
+    ``quantization``, the weight and input bit widths, shared by the mapping studies."""
+    parser.add_argument("--r-wire", type=float, default=1.0, help="ohm per cell segment")
+    parser.add_argument("--r-driver", type=float, default=1.0, help="ohm")
+    parser.add_argument("--r-sense", type=float, default=1.0, help="ohm")
+    parser.add_argument("--g-on", type=float, default=1e-4, help="S")
+    parser.add_argument("--g-off", type=float, default=1e-6, help="S")
+    parser.add_argument("--v-read", type=float, default=0.2, help="V")
+    if quantization:
+        parser.add_argument("--bits", type=int, default=8)
+        parser.add_argument("--bits-per-cell", type=int, default=1)
+        parser.add_argument("--input-bits", type=int, default=8)
+
+
 def resnet_net(args: argparse.Namespace) -> Net:
     import torch
 
@@ -232,20 +268,8 @@ def resnet_net(args: argparse.Namespace) -> Net:
     model = _build_resnet(torch)
     images = torch.tensor(x.reshape(-1, 1, 28, 28), dtype=torch.float32)
     labels = torch.tensor(y)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    start = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
-    model.train()
-    for _epoch in range(args.resnet_epochs):
-        order = rng.permutation(train)
-        for i in range(0, len(order), 64):
-            batch = torch.as_tensor(order[i:i + 64])
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(images[batch]), labels[batch])
-            loss.backward()
-            opt.step()
-    model.eval()
-    train_seconds = time.perf_counter() - start
+    train_seconds = train_adam(torch, model, images, labels, train, args.resnet_epochs,
+                               3e-3, args.seed, weight_decay=1e-4)
     with torch.no_grad():
         torch_acc = float((model(images[torch.as_tensor(test)]).argmax(1) == labels[
             torch.as_tensor(test)]).float().mean())
@@ -880,15 +904,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minilm-sizes", default="64",
                         help="array sizes for MiniLM (its 7000 tiles at 64x64 dominate the "
                              "run time)")
-    parser.add_argument("--r-wire", type=float, default=1.0, help="ohm per cell segment")
-    parser.add_argument("--r-driver", type=float, default=1.0, help="ohm")
-    parser.add_argument("--r-sense", type=float, default=1.0, help="ohm")
-    parser.add_argument("--g-on", type=float, default=1e-4, help="S")
-    parser.add_argument("--g-off", type=float, default=1e-6, help="S")
-    parser.add_argument("--v-read", type=float, default=0.2, help="V")
-    parser.add_argument("--bits", type=int, default=8)
-    parser.add_argument("--bits-per-cell", type=int, default=1)
-    parser.add_argument("--input-bits", type=int, default=8)
+    add_circuit_arguments(parser)
     parser.add_argument("--adc-bits", type=int, default=8)
     parser.add_argument("--n-cal", type=int, default=300, help="calibration images")
     parser.add_argument("--cal-vectors", type=int, default=2048,

@@ -26,7 +26,7 @@ from the grounded end, so that no pivot is computed by cancellation)::
 """
 
 from libc.math cimport fabs, sqrt, isfinite
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free
 
 from _chains cimport (cg_finish, chain_solve4, col_solve, dot, dot2, factor_row,
                      factor_rows4, port_rule, sum_clear)
@@ -59,10 +59,7 @@ def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_fi
     with nogil:
         if which != 2:
             # Row chains, four at a time (the recurrence is latency bound).
-            w = <double*> malloc(4 * n * sizeof(double))
-            if w == NULL:
-                with gil:
-                    raise MemoryError("cannot allocate a row of couplings")
+            w = _scratch(4 * n)
             for j in range(4 * n):
                 w[j] = w_row
             for j in range(4):
@@ -77,10 +74,7 @@ def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_fi
             # Column chains, all N at once, from the grounded bottom row upwards; sc[j]
             # is the pivot's part seen looking down column j. One division per node:
             # the series conductance through node i is ``col_e s`` (see pivot_series).
-            sc = <double*> malloc(n * sizeof(double))
-            if sc == NULL:
-                with gil:
-                    raise MemoryError("cannot allocate a row of pivots")
+            sc = _scratch(n)
             for j in range(n):
                 sc[j] = G[m - 1, j] + g_last
             for i in range(m - 1, 0, -1):
@@ -119,6 +113,26 @@ cdef inline void _row_block_solve(double* y, const double* e, const double* inv,
     else:
         for r in range(rows):
             _row_solve(y + r * n, e + r * n, inv + r * n, n)
+
+
+cdef double* _scratch(Py_ssize_t count) except NULL nogil:
+    """``count`` zeroed doubles of scratch (free them with ``free``)."""
+    cdef double* buf = <double*> calloc(count, sizeof(double))
+    if buf == NULL:
+        with gil:
+            raise MemoryError(f"cannot allocate {count} doubles of scratch")
+    return buf
+
+
+cdef inline void _rows_of_schur(const double* g, const double* y, const double* e,
+                                const double* inv, double* buf, Py_ssize_t rows,
+                                Py_ssize_t n) noexcept nogil:
+    """``buf = A_r^{-1} D y`` on ``rows`` (1 to 4) consecutive rows (pointers at the
+    block's first row)."""
+    cdef Py_ssize_t j
+    for j in range(rows * n):
+        buf[j] = g[j] * y[j]
+    _row_block_solve(buf, e, inv, rows, n)
 
 
 cdef inline void _q_row(const double* g, const double* p, const double* u, double* q,
@@ -215,9 +229,7 @@ cdef int _solve_one(const double* G, const double* re, const double* rinv,
                             p[k + j] = z[k + j] + beta * p[k + j]
                         done += 1
                     k = i0 * n
-                    for j in range(rows * n):
-                        buf[j] = G[k + j] * p[k + j]
-                    _row_block_solve(buf, re + k, rinv + k, rows, n)
+                    _rows_of_schur(G + k, p + k, re + k, rinv + k, buf, rows, n)
                     for i in range(rows):
                         k = (i0 + i) * n
                         _q_row(G + k, p + k, buf + i * n, q + k, acc, w_col, g_last,
@@ -290,10 +302,7 @@ def solve_lines(const double[:, ::1] G, const double[:, ::1] row_e,
     cdef double* xc
     cdef const double* g = &G[0, 0]
     with nogil:
-        buf = <double*> calloc(5 * n, sizeof(double))
-        if buf == NULL:
-            with gil:
-                raise MemoryError("cannot allocate row buffers")
+        buf = _scratch(5 * n)
         acc = buf + 4 * n
         for b in range(nb):
             slot = b if store_rows else 0
@@ -369,21 +378,12 @@ def schur_rows(const double[:, ::1] G, const double[:, ::1] row_e,
     cdef double total
     cdef double* buf
     cdef double* acc
-    cdef const double* gk
-    cdef const double* pk
     with nogil:
-        buf = <double*> calloc(5 * n, sizeof(double))
-        if buf == NULL:
-            with gil:
-                raise MemoryError("cannot allocate row buffers")
+        buf = _scratch(5 * n)
         acc = buf + 4 * n
         for ib in range(i0, i1, 4):
             rows = i1 - ib if i1 - ib < 4 else 4
-            gk = &G[ib, 0]
-            pk = &p[ib, 0]
-            for j in range(rows * n):
-                buf[j] = gk[j] * pk[j]
-            _row_block_solve(buf, &row_e[ib, 0], &row_inv[ib, 0], rows, n)
+            _rows_of_schur(&G[ib, 0], &p[ib, 0], &row_e[ib, 0], &row_inv[ib, 0], buf, rows, n)
             for i in range(rows):
                 _q_row(&G[ib + i, 0], &p[ib + i, 0], buf + i * n, &q[ib + i, 0], acc,
                        w_col, g_last, ib + i > 0, ib + i + 1 < m, n)
@@ -470,10 +470,7 @@ def schur_rhs(const double[:, ::1] G, const double[:, ::1] row_e,
     cdef Py_ssize_t i, ib, j, rows
     cdef double* buf
     with nogil:
-        buf = <double*> calloc(4 * n, sizeof(double))
-        if buf == NULL:
-            with gil:
-                raise MemoryError("cannot allocate row buffers")
+        buf = _scratch(4 * n)
         for ib in range(i0, i1, 4):
             rows = i1 - ib if i1 - ib < 4 else 4
             for j in range(rows * n):
@@ -499,10 +496,7 @@ def cell_currents(const double[:, ::1] G, const double[:, ::1] xr, const double[
     cdef double cur, t
     cdef double* mag
     with nogil:
-        mag = <double*> calloc(n, sizeof(double))
-        if mag == NULL:
-            with gil:
-                raise MemoryError("cannot allocate a row buffer")
+        mag = _scratch(n)
         for j in range(n):
             i_col[j] = 0.0
         for i in range(m):
@@ -536,22 +530,14 @@ def deflation_residual(const double[:, ::1] G, const double[:, ::1] row_e,
     cdef double* w0
     cdef double* v
     cdef const double* gk
-    cdef const double* yk
     with nogil:
-        buf = <double*> calloc(5 * n, sizeof(double))
-        if buf == NULL:
-            with gil:
-                raise MemoryError("cannot allocate row buffers")
+        buf = _scratch(5 * n)
         w0 = buf + 4 * n
         for j in range(n):
             w0[j] = 1.0 - t[j]
         for ib in range(i0, i1, 4):
             rows = i1 - ib if i1 - ib < 4 else 4
-            gk = &G[ib, 0]
-            yk = &y[ib, 0]
-            for j in range(rows * n):
-                buf[j] = gk[j] * yk[j]
-            _row_block_solve(buf, &row_e[ib, 0], &row_inv[ib, 0], rows, n)
+            _rows_of_schur(&G[ib, 0], &y[ib, 0], &row_e[ib, 0], &row_inv[ib, 0], buf, rows, n)
             for i in range(rows):
                 v = buf + i * n
                 gk = &G[ib + i, 0]

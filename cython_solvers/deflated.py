@@ -176,8 +176,8 @@ def _chain_laplacian(length: int, w: float, ground_at: int, g_ground: float) -> 
     return sp.diags([off, main, off], [-1, 0, 1], format="csr")
 
 
-def _mass(g: np.ndarray, li: sp.csr_matrix, lj: sp.csr_matrix, spacing_j: int,
-          threads: int = 1) -> sp.csr_matrix:
+def _mass(g: np.ndarray, li: sp.csr_matrix, spacing_j: int, threads: int = 1
+          ) -> sp.csr_matrix:
     """``P_c^T diag(G) P_c`` for ``P_c = L_i ⊗ L_j`` (row-major node order), in O(M·N).
 
     Entry ``((a, b), (a', b'))`` is ``Σ_i L_i[i,a] L_i[i,a'] Σ_j G_ij L_j[j,b] L_j[j,b']``;
@@ -186,8 +186,8 @@ def _mass(g: np.ndarray, li: sp.csr_matrix, lj: sp.csr_matrix, spacing_j: int,
     kernel (``mass_rows``); those over i are small sparse products.
     """
     m, n = g.shape
-    ki, kj = li.shape[1], lj.shape[1]
-    left_j, t_j, _ = interpolation_weights(n, spacing_j)
+    ki = li.shape[1]
+    left_j, t_j, kj = interpolation_weights(n, spacing_j)
     same, following = np.empty((m, kj)), np.empty((m, kj))
     parts = _halves(m, threads)
     if threads > 1 and len(parts) > 1:
@@ -290,8 +290,7 @@ def coarse_grid(g: np.ndarray, w_row: float, w_col: float, g_first: float,
     while (m // hi + 2) * (n // hj + 2) > MAX_COARSE_NODES:
         hi, hj = hi + max(1, hi // 4), hj + max(1, hj // 4)
     li, lj = interpolation(m, hi), interpolation(n, hj)
-    k_h = galerkin_operator(g, li, lj, w_row, w_col, g_first, g_last, spacing_j=hj,
-                            threads=threads)
+    k_h = galerkin_operator(g, (hi, hj), w_row, w_col, g_first, g_last, threads=threads)
     left_i, t_i, _ = interpolation_weights(m, hi)
     left_j, t_j, _ = interpolation_weights(n, hj)
     # K_H is symmetric positive definite (a Galerkin product of the SPD nodal matrix):
@@ -304,17 +303,19 @@ def coarse_grid(g: np.ndarray, w_row: float, w_col: float, g_first: float,
     return CoarseGrid(li, lj, lu, li.shape[1] * lj.shape[1], left_i, t_i, left_j, t_j)
 
 
-def galerkin_operator(g: np.ndarray, li: sp.csr_matrix, lj: sp.csr_matrix, w_row: float,
-                      w_col: float, g_first: float, g_last: float, *, spacing_j: int,
-                      threads: int = 1) -> sp.csc_matrix:
+def galerkin_operator(g: np.ndarray, spacing: tuple[int, int], w_row: float, w_col: float,
+                      g_first: float, g_last: float, *, threads: int = 1) -> sp.csc_matrix:
     """``P^T K P`` for ``P = blockdiag(L_i ⊗ L_j, L_i ⊗ L_j)`` (row layer first), in O(M·N).
 
     ``K = [[A_r, -D], [-D, A_c]]`` is the default circuit's nodal matrix; its wire
     parts are Kronecker products of chain Laplacians with identities, so their
-    Galerkin products are Kronecker products of small matrices.
+    Galerkin products are Kronecker products of small matrices. ``L_i``, ``L_j`` are the
+    linear interpolations (:func:`interpolation`) at ``spacing = (h_i, h_j)`` nodes
+    along the columns and along the rows.
     """
     m, n = g.shape
-    mass = _mass(g, li, lj, spacing_j, threads)
+    li, lj = interpolation(m, spacing[0]), interpolation(n, spacing[1])
+    mass = _mass(g, li, spacing[1], threads)
     lti, ltj = (li.T @ li).tocsr(), (lj.T @ lj).tocsr()
     rows_lap = sp.kron(lti, (lj.T @ _chain_laplacian(n, w_row, 0, g_first) @ lj))
     cols_lap = sp.kron((li.T @ _chain_laplacian(m, w_col, m - 1, g_last) @ li), ltj)

@@ -71,8 +71,8 @@ def test_galerkin_operator_equals_the_assembled_product(shape, spacing) -> None:
     p = sp.block_diag([p_c, p_c])
     expected = (p.T @ _full_matrix(g, w_row, w_col, g_first, g_last) @ p).toarray()
     for threads in (1, 2):
-        got = deflated.galerkin_operator(g, li, lj, w_row, w_col, g_first, g_last,
-                                         spacing_j=spacing[1], threads=threads).toarray()
+        got = deflated.galerkin_operator(g, spacing, w_row, w_col, g_first, g_last,
+                                         threads=threads).toarray()
         np.testing.assert_allclose(got, expected, rtol=1e-13,
                                    atol=1e-15 * np.abs(expected).max())
 
