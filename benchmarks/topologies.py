@@ -170,7 +170,7 @@ def nonlinear_section(n: int, batch: int) -> list[str]:
         "|---|---|---|",
         f"| one linear solve | {fmt_s(t_lin)} | |",
         f"| one sinh solve ({sol.info['newton_iterations']} Newton iterations) | "
-        f"{fmt_s(t_nl)} | {t_nl / t_lin:.1f}x the linear solve |",
+        f"{fmt_s(t_nl)} | {t_nl / t_lin:.2f}x the linear solve |",
         f"| batch of {batch} sinh inputs, 1 thread | {fmt_s(t_b1)} | |",
         f"| batch of {batch} sinh inputs, 2 threads | {fmt_s(t_b2)} | {t_b1 / t_b2:.2f}x "
         "faster than 1 thread |",

@@ -81,16 +81,19 @@ def factor(const double[:, ::1] D, const double[:, ::1] wr, const double[::1] gl
            const double[::1] gr, const double[:, ::1] wc, const double[::1] gb,
            double[:, ::1] row_e, double[:, ::1] row_inv,
            double[:, ::1] col_e, double[:, ::1] col_inv):
-    """Factor every row and column chain in place (see :func:`_factor`)."""
+    """Factor every row and column chain in place (see :func:`_factor`); return whether
+    every factor is finite."""
     cdef Py_ssize_t m = D.shape[0]
     cdef Py_ssize_t n = D.shape[1]
+    cdef int finite
     cdef double* sc = <double*> calloc(n, sizeof(double))
     if sc == NULL:
         raise MemoryError("cannot allocate the column pivots")
     with nogil:
-        _factor(&D[0, 0], &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], &row_e[0, 0],
-                &row_inv[0, 0], &col_e[0, 0], &col_inv[0, 0], sc, m, n)
+        finite = _factor(&D[0, 0], &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0],
+                         &row_e[0, 0], &row_inv[0, 0], &col_e[0, 0], &col_inv[0, 0], sc, m, n)
     free(sc)
+    return bool(finite)
 
 
 cdef void _source(const double* wr, const double* gl, const double* gr, const double* re,
@@ -542,11 +545,16 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
             for j in range(m):
                 if fabs(v_row[bi, j]) > vmax:
                     vmax = fabs(v_row[bi, j])
-            # Start: the linear solve at the zero-bias conductances.
-            for q in range(mn):
-                tr[q] = 0.0
-                tc[q] = 0.0
-            _cells(first, a, b, mem, k, g, tr, tc, &gates[0], inner_max, icell, d, m, n)
+            # Start: the linear solve at the zero-bias conductances; a memory element
+            # alone has di/dv = g there (linear, and sinh: cosh 0 = 1) without evaluation.
+            if first == 0:
+                for q in range(mn):
+                    d[q] = g[q]
+            else:
+                for q in range(mn):
+                    tr[q] = 0.0
+                    tc[q] = 0.0
+                _cells(first, a, b, mem, k, g, tr, tc, &gates[0], inner_max, icell, d, m, n)
             if not _factor(d, &wr[0, 0], &gl[0], &gr[0], &wc[0, 0], &gb[0], re, rinv, ce, cinv,
                            sc, m, n):
                 cg_its[bi] = 0

@@ -140,8 +140,10 @@ def orient(crossbar: Crossbar) -> Oriented:
     if not isinstance(crossbar, Crossbar):
         raise TypeError(f"expected a Crossbar, got {type(crossbar).__name__}")
     m, n = crossbar.shape
-    seg_r = np.array(crossbar.row_segments(), dtype=np.float64)
-    seg_c = np.array(crossbar.col_segments(), dtype=np.float64)
+    # Views until the final arrays: the segments are broadcast views of the spec's
+    # scalars or arrays, and every full-size temporary would cost a fresh allocation.
+    seg_r = crossbar.row_segments()
+    seg_c = crossbar.col_segments()
     side = crossbar.driver_side
     flip_cols = side == "right"
     flip_rows = crossbar.sense_side == "top"
@@ -154,17 +156,18 @@ def orient(crossbar: Crossbar) -> Oriented:
         seg_r = seg_r[::-1]
         seg_c = seg_c[::-1]
         g = g[::-1]
-    wr = np.ones((m, n))
-    wr[:, : n - 1] = _inverse(seg_r[:, 1:n])
+    wr = np.empty((m, n))
+    wc = np.empty((m, n))
+    with np.errstate(divide="ignore"):
+        # 0 ohm becomes +inf siemens.
+        np.divide(1.0, seg_r[:, 1:n], out=wr[:, : n - 1])
+        np.divide(1.0, seg_c[: m - 1], out=wc[: m - 1])
+    wr[:, n - 1] = 1.0
+    wc[m - 1] = 1.0
     gl = _inverse(crossbar.r_driver + seg_r[:, 0])
     gr = _inverse(crossbar.r_driver + seg_r[:, n]) if side == "both" else np.zeros(m)
-    wc = np.ones((m, n))
-    wc[: m - 1] = _inverse(seg_c[: m - 1])
     gb = _inverse(seg_c[m - 1] + crossbar.r_sense + crossbar.port_resistance)
-    def c(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=np.float64)
-
-    return Oriented(c(g), c(wr), c(gl), c(gr), c(wc), c(gb), flip_rows=flip_rows,
+    return Oriented(np.ascontiguousarray(g), wr, gl, gr, wc, gb, flip_rows=flip_rows,
                     flip_cols=flip_cols)
 
 
@@ -236,33 +239,44 @@ class Chains:
                     or array.shape != shape or not array.flags.c_contiguous):
                 raise ValueError(f"oriented.{name} must be a C-contiguous float64 array of "
                                  f"shape {shape}; build it with orient()")
-            if np.any(np.isnan(array)) or np.any(array < 0.0):
+            # min is NaN when any entry is: one pass catches NaN and negatives.
+            if not array.min() >= 0.0:
                 raise ValueError(f"oriented.{name} must hold conductances >= 0 S")
-        if not np.all(np.isfinite(o.g)):
+        if not np.isfinite(o.g.max()):
             raise ValueError("oriented.g must be finite")
         if np.any(o.gl + o.gr <= 0.0) or np.any(o.gb <= 0.0):
             raise ValueError("every row needs a source path and every column a ground path")
+        # The masks are bool arrays viewed as uint8 (same size, no copy).
         inf_c = np.isinf(o.wc)
         inf_c[m - 1] = False
-        self.link_c = np.ascontiguousarray(inf_c, dtype=np.uint8)
+        self.link_c = inf_c.view(np.uint8)
         # A column node is fixed at 0 V when a zero-ohm path joins it to an ideal ground:
-        # the bottom node of a column with infinite gb and every node linked to it.
-        below = np.ones((m, n), dtype=bool)
-        below[m - 1] = np.isinf(o.gb)
-        for i in range(m - 2, -1, -1):
-            below[i] = below[i + 1] & inf_c[i]
-        self.free_c = np.ascontiguousarray(~below, dtype=np.uint8)
+        # the bottom node of a column with infinite gb and every node linked to it,
+        # below[i] = isinf(gb) & inf_c[i] & inf_c[i+1] & ... & inf_c[m-2] (a running AND
+        # from the bottom row up). Without an ideal ground no node is fixed.
+        ideal_ground = np.isinf(o.gb)
+        if ideal_ground.any():
+            below = np.logical_and.accumulate(
+                np.concatenate([ideal_ground[None, :], inf_c[: m - 1][::-1]], axis=0),
+                axis=0)[::-1]
+            self.free_c = np.ascontiguousarray(~below).view(np.uint8)
+        else:
+            self.free_c = np.ones((m, n), dtype=np.uint8)
         inf_r = np.isinf(o.wr)
         inf_r[:, n - 1] = False
-        self.link_r = np.ascontiguousarray(inf_r, dtype=np.uint8)
+        self.link_r = inf_r.view(np.uint8)
         # A row node is fixed at its source voltage when a zero-ohm path joins it to an
-        # ideal source at either end.
-        left = np.logical_and.accumulate(
-            np.concatenate([np.isinf(o.gl)[:, None], inf_r[:, : n - 1]], axis=1), axis=1)
-        right = np.logical_and.accumulate(
-            np.concatenate([np.isinf(o.gr)[:, None], inf_r[:, : n - 1][:, ::-1]], axis=1),
-            axis=1)[:, ::-1]
-        self.free_r = np.ascontiguousarray(~(left | right), dtype=np.uint8)
+        # ideal source at either end (none without an ideal source).
+        ideal_left, ideal_right = np.isinf(o.gl), np.isinf(o.gr)
+        if ideal_left.any() or ideal_right.any():
+            left = np.logical_and.accumulate(
+                np.concatenate([ideal_left[:, None], inf_r[:, : n - 1]], axis=1), axis=1)
+            right = np.logical_and.accumulate(
+                np.concatenate([ideal_right[:, None], inf_r[:, : n - 1][:, ::-1]], axis=1),
+                axis=1)[:, ::-1]
+            self.free_r = np.ascontiguousarray(~(left | right)).view(np.uint8)
+        else:
+            self.free_r = np.ones((m, n), dtype=np.uint8)
         wcf = np.where(inf_c, 0.0, o.wc)
         wcf[m - 1] = np.where(np.isinf(o.gb), 0.0, o.gb)
         self.wcf = np.ascontiguousarray(wcf)
@@ -296,12 +310,13 @@ class Chains:
             self.row_e, self.row_inv, self.col_e, self.col_inv, self.h = (
                 np.empty((m, n)) for _ in range(5))
         self.d = checked
-        factor(self.d, o.wr, o.gl, o.gr, o.wc, o.gb, self.row_e, self.row_inv, self.col_e,
-               self.col_inv)
+        finite = factor(self.d, o.wr, o.gl, o.gr, o.wc, o.gb, self.row_e, self.row_inv,
+                        self.col_e, self.col_inv)
         source_response(o.wr, o.gl, o.gr, self.row_e, self.row_inv, self.h)
-        for array in (self.row_e, self.row_inv, self.col_e, self.col_inv, self.h):
-            if not np.all(np.isfinite(array)):
-                raise ValueError(
+        # h is NaN-free exactly when its extremes are (NaN propagates through them).
+        if not (finite and math.isfinite(float(self.h.min()))
+                and math.isfinite(float(self.h.max()))):
+            raise ValueError(
                     "the chain factorization produced non-finite values; the wire and "
                     "cell conductances span too many orders of magnitude for float64")
 
@@ -482,13 +497,21 @@ every solve is refined (milliohm wires behind kilo- or megaohm periphery)."""
 
 def stiffness(o: Oriented) -> float:
     """Largest finite wire conductance over the smallest finite end conductance."""
-    wires = np.concatenate([o.wr[:, :-1].ravel(), o.wc[:-1].ravel()])
-    wires = wires[np.isfinite(wires)]
+    def finite_max(a: np.ndarray) -> float:
+        # One pass without temporaries unless a zero-ohm (infinite) coupling is present.
+        if a.size == 0:
+            return -math.inf
+        top = float(a.max())
+        if math.isfinite(top):
+            return top
+        return float(a[np.isfinite(a)].max(initial=-math.inf))
+
+    wires = max(finite_max(o.wr[:, :-1]), finite_max(o.wc[:-1]))
     ends = np.concatenate([o.gl, o.gr[o.gr > 0.0], o.gb])
     ends = ends[np.isfinite(ends)]
-    if wires.size == 0 or ends.size == 0:
+    if wires == -math.inf or ends.size == 0:
         return 1.0
-    return float(wires.max() / ends.min())
+    return float(wires / ends.min())
 
 
 def needs_refinement(result: ChainSolve, iterations_limit: int = 150,
