@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -35,6 +36,7 @@ import textwrap
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,31 @@ def warm_memory(gib: float = WARM_GIB) -> str:
     return (f"- Memory warm-up: {gib:g} GiB touched once in a subprocess before timing "
             f"({time.perf_counter() - start:.1f} s), so that no method pays the VM's "
             "first-touch cost of fresh pages.")
+
+
+def memory_bandwidth(mib: int = 128, repeats: int = 5) -> str:
+    """Streaming bandwidth now, as a note for the report.
+
+    ``a = b + c`` on three ``mib`` MiB arrays, split over two threads (NumPy releases
+    the GIL), best of ``repeats``; three arrays' bytes per pass. The large solves are
+    bound by this rate, which on a shared virtual machine varies with the host's load
+    (24 to 40 GB/s seen on this machine kind, 17 GB/s under contention).
+    """
+    rows = mib * 2**20 // 8 // 1024
+    a, b, c = (np.ones((rows, 1024)) for _ in range(3))
+    halves = [(0, rows // 2), (rows // 2, rows)]
+    best = math.inf
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for future in [pool.submit(np.add, b[lo:hi], c[lo:hi], out=a[lo:hi])
+                           for lo, hi in halves]:
+                future.result()
+            best = min(best, time.perf_counter() - start)
+    rate = 3 * a.nbytes / best / 1e9
+    return (f"- Memory bandwidth at the start: {rate:.0f} GB/s (`a = b + c` on three "
+            f"{mib} MiB arrays over 2 threads, best of {repeats}); large solves are bound "
+            "by it.")
 
 
 def machine() -> list[str]:
@@ -483,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *machine(),
         warm_memory(1.0 if args.quick else WARM_GIB),
+        memory_bandwidth(),
         f"- Arrays: uniform random cells in [{G_MIN:g}, {G_MAX:g}] S, r_row = r_col = "
         f"{R_WIRE:g} ohm, r_driver = {R_DRIVER:g} ohm, r_sense = {R_SENSE:g} ohm, inputs "
         f"uniform in [0, {V_MAX:g}] V (seeded).",

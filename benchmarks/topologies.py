@@ -40,7 +40,7 @@ from xbar_circuit import TIA, Crossbar, Sinh, effective_conductance, solve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from run import warm_memory  # noqa: E402  (the same VM memory warm-up as benchmarks.md)
+from run import memory_bandwidth, warm_memory  # noqa: E402  (as in benchmarks.md)
 
 WARM_GIB = 8.0   # the 8192x8192 solve peaks at about 5.5 GiB
 FRESH_RUNS = 3   # fresh processes per size for the default path (median), up to 4096
@@ -213,6 +213,7 @@ def scaling_section(sizes: list[int]) -> list[str]:
     rows = []
     iterations: dict[int, int] = {}
     warm = warm_memory(WARM_GIB)
+    bandwidth = memory_bandwidth()
     for n in sizes:
         log(f"scaling {n}x{n} (fresh processes: line preconditioner alone, then default)")
         line = _run_size(n, "off")
@@ -257,6 +258,7 @@ def scaling_section(sizes: list[int]) -> list[str]:
         "",
         *summary,
         warm,
+        bandwidth,
         "",
     ]
 

@@ -438,6 +438,21 @@ def combine(double[:, ::1] out, const double[:, ::1] a, const double[:, ::1] b,
                     out[i, j] = a[i, j] + beta * b[i, j]
 
 
+def difference_dot(double[:, ::1] out, const double[:, ::1] a, const double[:, ::1] b,
+                   Py_ssize_t i0, Py_ssize_t i1):
+    """``out = a - b`` on rows ``[i0, i1)``; return ``out . out`` there (``out`` must not
+    be ``a`` or ``b``)."""
+    cdef Py_ssize_t n = out.shape[1]
+    cdef Py_ssize_t i, j
+    cdef double total = 0.0
+    with nogil:
+        for i in range(i0, i1):
+            for j in range(n):
+                out[i, j] = a[i, j] - b[i, j]
+            total += dot(&out[i, 0], &out[i, 0], n)
+    return total
+
+
 def fill_rows(double[:, ::1] out, double value, Py_ssize_t i0, Py_ssize_t i1):
     """``out = value`` on rows ``[i0, i1)`` (so that two threads share the first touch of
     a fresh array's pages)."""
@@ -613,10 +628,11 @@ def mass_rows(const double[:, ::1] G, const cnp.int64_t[::1] left, const double[
 def step_and_column_solve(double[:, ::1] x, double[:, ::1] r, const double[:, ::1] p,
                           const double[:, ::1] q, double alpha,
                           const double[:, ::1] col_e, const double[:, ::1] col_inv,
-                          double[:, ::1] y, Py_ssize_t j0, Py_ssize_t j1):
+                          double[:, ::1] y, bint first, Py_ssize_t j0, Py_ssize_t j1):
     """On columns ``[j0, j1)``: the CG update ``x += alpha p``, ``r -= alpha q`` fused with
     the column solve ``y = A_c^{-1} r`` (its first sweep runs bottom-up, row by row, just
-    behind the update). Return ``r . r`` there.
+    behind the update). Return ``r . r`` there. With ``first``, ``x = alpha p`` (the
+    first step from ``x = 0``: ``x`` is not read, so it need not be initialised).
 
     Each row's work is split into single-purpose loops over the row segment (which stays
     in cache between them): a loop that both stores into several arrays and sums a
@@ -627,8 +643,12 @@ def step_and_column_solve(double[:, ::1] x, double[:, ::1] r, const double[:, ::
     cdef double total = 0.0
     with nogil:
         for i in range(m - 1, -1, -1):
-            for j in range(j0, j1):
-                x[i, j] += alpha * p[i, j]
+            if first:
+                for j in range(j0, j1):
+                    x[i, j] = alpha * p[i, j]
+            else:
+                for j in range(j0, j1):
+                    x[i, j] += alpha * p[i, j]
             for j in range(j0, j1):
                 r[i, j] -= alpha * q[i, j]
             if i == m - 1:

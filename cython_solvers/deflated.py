@@ -51,6 +51,7 @@ from ._line_pcg import (
     column_solve,
     combine,
     deflation_residual,
+    difference_dot,
     dot_rows,
     fill_rows,
     mass_rows,
@@ -420,22 +421,22 @@ def solve_one(factors: Any, coarse: CoarseGrid, v_row: np.ndarray, v_col: np.nda
 
     def true_residual(x: np.ndarray, r: np.ndarray, q: np.ndarray) -> float:
         """``r = f - S x`` from scratch; return ``r . r``."""
-        each(schur_rhs, (g, factors.row_e, factors.row_inv, factors.g_first, factors.g_last,
-                         v_row, v_col, r), row_parts)
         apply_s(x, q)
-        each(combine, (r, r, q, -1.0), row_parts)
-        return each(dot_rows, (r, r), row_parts)
+        return each(difference_dot, (r, f, q), row_parts)
 
     try:
+        # x (the column voltages) is written by the first CG step; until then it is 0.
         x = col_v
-        each(fill_rows, (x, 0.0), row_parts)
-        r = np.empty((m, n))
+        f = np.empty((m, n))   # kept for the true-residual check
         each(schur_rhs, (g, factors.row_e, factors.row_inv, factors.g_first, factors.g_last,
-                         v_row, v_col, r), row_parts)
+                         v_row, v_col, f), row_parts)
+        r = np.empty((m, n))
+        each(combine, (r, f, f, 0.0), row_parts)
         fnorm2 = each(dot_rows, (r, r), row_parts)
         target = rtol * rtol * fnorm2
         inner_target = (TIGHTER * rtol) ** 2 * fnorm2
         iterations, status, rr = 0, 1, fnorm2
+        stepped = False
         if fnorm2 > 0.0 and math.isfinite(fnorm2):
             # Row voltages are only computed at the end: their array is the
             # preconditioner's scratch meanwhile (y, then z = y + C (r - S y) in place).
@@ -456,7 +457,9 @@ def solve_one(factors: Any, coarse: CoarseGrid, v_row: np.ndarray, v_col: np.nda
                     alpha = rz / pq
                     # The update and the next preconditioner's column solve in one pass.
                     rr = each(step_and_column_solve, (x, r, p, q, alpha, factors.col_e,
-                                                      factors.col_inv, z), col_parts)
+                                                      factors.col_inv, z, not stepped),
+                              col_parts)
+                    stepped = True
                     if not math.isfinite(rr):
                         status = 2
                         break
@@ -487,6 +490,8 @@ def solve_one(factors: Any, coarse: CoarseGrid, v_row: np.ndarray, v_col: np.nda
                 last_true = rr
         elif not math.isfinite(fnorm2):
             status = 2
+        if not stepped:
+            each(fill_rows, (x, 0.0), row_parts)
         residual = math.sqrt(rr / fnorm2) if fnorm2 > 0.0 and math.isfinite(rr) else (
             0.0 if fnorm2 == 0.0 else math.inf)
         # Row chains are independent: each thread takes a range of rows.
