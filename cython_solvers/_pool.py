@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
-__all__ = ["chunks", "default_max_iter", "default_threads", "run_chunks"]
+__all__ = ["WorkerScratch", "chunks", "default_max_iter", "default_threads", "run_chunks"]
 
 
 def default_threads() -> int:
@@ -50,3 +52,30 @@ def run_chunks(batch: int, threads: int, run: Callable[[int, int], None]) -> Non
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for future in [pool.submit(run, lo, hi) for lo, hi in parts]:
             future.result()
+
+
+class WorkerScratch:
+    """Scratch arrays made once per worker thread and reused for every chunk it runs.
+
+    :func:`run_chunks` cuts a batch into ``4 · threads`` chunks; scratch allocated per
+    chunk would be fresh memory each time, and on a virtual machine the first touch of
+    fresh pages costs several times the arithmetic of a small array (a batch of 64
+    nonlinear 256x256 solves on two threads was 1.5x faster than on one with scratch
+    per chunk).
+
+    Parameters
+    ----------
+    make : callable
+        Returns the scratch (any object) for one worker; called once per thread.
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._local = threading.local()
+
+    def get(self) -> Any:
+        """This thread's scratch, made on first use."""
+        value = getattr(self._local, "value", None)
+        if value is None:
+            value = self._local.value = self._make()
+        return value

@@ -24,7 +24,7 @@ from ..devices import AccessTransistor, Linear, OneS1R, OneT1R, Selector, Sinh
 from ..errors import ConvergenceError
 from ..spec import Crossbar
 from ._devices import eval_cells
-from ._pool import default_max_iter, run_chunks
+from ._pool import WorkerScratch, chunks, default_max_iter, run_chunks
 from ._structured import newton_many
 from .structured import Chains, Oriented
 
@@ -258,11 +258,14 @@ def solve_nonlinear(crossbar: Crossbar, o: Oriented, v_in: np.ndarray,
     status = np.zeros(batch, dtype=np.int8)
     cg_its = np.zeros(batch, dtype=np.int64)
 
+    rows = max(hi - lo for lo, hi in chunks(batch, threads))
+    scratch = WorkerScratch(lambda: (np.empty((17, m, n)), np.empty((rows, m, n)),
+                                     np.empty((rows, m, n))))
+
     def run(lo: int, hi: int) -> None:
         # Plain damped Newton for the whole chunk in the compiled kernel (GIL released).
-        work = np.empty((17, m, n))
-        x_r = np.empty((hi - lo, m, n))
-        x_c = np.empty((hi - lo, m, n))
+        work, x_r_all, x_c_all = scratch.get()
+        x_r, x_c = x_r_all[: hi - lo], x_c_all[: hi - lo]
         newton_many(*codes[:3], codes[3], codes[4], _INNER_MAX, o.g, o.wr, o.gl, o.gr, o.wc,
                     o.gb, chains.wcf, chains.link_r, chains.free_r, chains.link_c,
                     chains.free_c, gates_s, v_s[lo:hi], x_r, x_c, col_i[lo:hi],
