@@ -45,6 +45,7 @@ from run import memory_bandwidth, warm_memory  # noqa: E402  (as in benchmarks.m
 WARM_GIB = 8.0   # the 8192x8192 solve peaks at about 5.5 GiB
 FRESH_RUNS = 3   # fresh processes per size for the default path (median), up to 4096
 BATCH_REPEATS = 5   # alternating 1- and 2-thread runs of the nonlinear batch (median)
+BATCH_REPEATS_LINEAR = 3   # runs of each topology's batch and G_eff (median)
 G_MIN, G_MAX = 1e-6, 1e-4
 V_MAX = 0.2
 R_WIRE = 1.0   # ohm per segment of the scaling table's circuit (its r_row = r_col)
@@ -108,24 +109,37 @@ def topology_section(n: int, batch: int, repeats: int) -> list[str]:
     v1 = rng.uniform(0.0, V_MAX, n)
     vb = rng.uniform(0.0, V_MAX, (batch, n))
     rows = []
-    base: dict[str, float] = {}
-    for name, xbar in topologies(n):
-        log(f"{name}: single")
+    cases = topologies(n)
+    default = cases[0][1]
+    tasks: dict[str, Callable[[Crossbar], Any]] = {
+        "single": lambda x: solve(x, v1),
+        "batch": lambda x: solve(x, vb),
+        "geff": lambda x: effective_conductance(x),
+    }
+    counts = {"single": repeats, "batch": BATCH_REPEATS_LINEAR, "geff": BATCH_REPEATS_LINEAR}
+    for name, xbar in cases:
         solve(xbar, v1)
-        t1, sol = median_time(lambda xbar=xbar: solve(xbar, v1), repeats)
-        log(f"{name}: batch of {batch}")
-        tb, _ = median_time(lambda xbar=xbar: solve(xbar, vb), 1)
-        log(f"{name}: effective conductance")
-        tg, _ = median_time(lambda xbar=xbar: effective_conductance(xbar), 1)
+        times: dict[str, float] = {}
+        ratios: dict[str, float] = {}
+        for task, run in tasks.items():
+            log(f"{name}: {task}")
+            # Each run of the row alternates with one of the default circuit, so that a
+            # change in the shared machine's speed hits the ratio's two sides alike.
+            ours, base = [], []
+            for _ in range(counts[task]):
+                ours.append(median_time(lambda xbar=xbar, run=run: run(xbar), 1)[0])
+                if xbar is not default:
+                    base.append(median_time(lambda run=run: run(default), 1)[0])
+            times[task] = statistics.median(ours)
+            ratios[task] = times[task] / statistics.median(base) if base else 1.0
+        sol = solve(xbar, v1)
         log(f"{name}: reference")
         ref = solve(xbar, v1, backend="reference")
         err = rel_error(sol.column_currents, ref.column_currents)
-        if not base:
-            base = {"single": t1, "batch": tb, "geff": tg}
         rows.append(
-            f"| {name} | {fmt_s(t1)} | {t1 / base['single']:.2f}x | {fmt_s(tb)} | "
-            f"{tb / base['batch']:.2f}x | {fmt_s(tg)} | {tg / base['geff']:.2f}x | "
-            f"{sol.info['iterations']} | {err:.1e} |")
+            f"| {name} | {fmt_s(times['single'])} | {ratios['single']:.2f}x | "
+            f"{fmt_s(times['batch'])} | {ratios['batch']:.2f}x | {fmt_s(times['geff'])} | "
+            f"{ratios['geff']:.2f}x | {sol.info['iterations']} | {err:.1e} |")
     return [
         f"## Every topology at {n}x{n}",
         "",
@@ -133,8 +147,10 @@ def topology_section(n: int, batch: int, repeats: int) -> list[str]:
         f"driver and sense resistance unless the row says otherwise; inputs uniform in "
         f"[0, {V_MAX:g}] V. *single*: one input vector (median of {repeats}); *batch*: "
         f"{batch} input vectors in one call (2 worker threads, large-batch path where "
-        "chosen); *G_eff*: `effective_conductance`. Ratios are to the default circuit in "
-        "this run. *error*: largest relative column-current difference to the "
+        f"chosen; median of {BATCH_REPEATS_LINEAR}); *G_eff*: `effective_conductance` "
+        f"(median of {BATCH_REPEATS_LINEAR}). Ratios are to the default circuit, timed "
+        "alternately with each row's runs. *error*: largest relative column-current "
+        "difference to the "
         "`\"reference\"` backend over columns carrying at least 1e-12 of the largest "
         "current (the accuracy contract is 1e-9).",
         "",
