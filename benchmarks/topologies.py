@@ -239,7 +239,7 @@ def _run_size(n: int, coarse: str) -> dict[str, Any] | str:
 def scaling_section(sizes: list[int]) -> list[str]:
     rows = []
     iterations: dict[int, int] = {}
-    warm = warm_memory(WARM_GIB)
+    warm = warm_memory(WARM_GIB if max(sizes) > 2048 else 1.0)
     bandwidth = memory_bandwidth()
     for n in sizes:
         log(f"scaling {n}x{n} (fresh processes: line preconditioner alone, then default)")

@@ -64,6 +64,9 @@ cdef inline double pivot_series(double w, double s, double* e, double* inv) noex
     t = 1.0 / (w + s)
     inv[0] = t
     e[0] = w * t
+    if e[0] < 1e-290:
+        # s beyond 1e290 w: e is subnormal and e s would lose digits.
+        return series(w, s)
     return e[0] * s
 
 

@@ -488,9 +488,11 @@ def newton_many(int first, double a, double b, int mem, double k, Py_ssize_t inn
     Per vector: a linear solve at the cells' zero-bias conductance, then Newton steps
     ``J dx = -F`` on the structured kernel with a backtracking line search on the
     reduced residual norm, until a step is below ``tol`` times the largest input
-    voltage (the step is applied). Each step's CG tolerance is
-    ``clip(1e-3 ||F|| / ||F_0||, rtol, 1e-3)`` (inexact Newton). ``status``: 1 converged, 0 not (the caller then
-    tries gmin and source stepping). ``work``: (17, M, N) scratch.
+    voltage (the step is applied), or until, after a full step that cut the residual
+    norm by ``CONVERGING`` or more, the next step predicted as ``step * new/old norm`` is
+    below ``PREDICTED_FACTOR * tol`` times it. Each step's CG tolerance is
+    ``clip(1e-3 ||F|| / ||F_0||, rtol, 1e-3)`` (inexact Newton). ``status``: 1 converged,
+    0 not (the caller then tries gmin and source stepping). ``work``: (17, M, N) scratch.
     """
     cdef Py_ssize_t m = G.shape[0]
     cdef Py_ssize_t n = G.shape[1]

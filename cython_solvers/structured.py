@@ -309,13 +309,17 @@ class Chains:
             m, n = self.shape
             self.row_e, self.row_inv, self.col_e, self.col_inv, self.h = (
                 np.empty((m, n)) for _ in range(5))
-        self.d = checked
-        finite = factor(self.d, o.wr, o.gl, o.gr, o.wc, o.gb, self.row_e, self.row_inv,
+        finite = factor(checked, o.wr, o.gl, o.gr, o.wc, o.gb, self.row_e, self.row_inv,
                         self.col_e, self.col_inv)
         source_response(o.wr, o.gl, o.gr, self.row_e, self.row_inv, self.h)
         # h is NaN-free exactly when its extremes are (NaN propagates through them).
-        if not (finite and math.isfinite(float(self.h.min()))
-                and math.isfinite(float(self.h.max()))):
+        if finite and math.isfinite(float(self.h.min())) and math.isfinite(
+                float(self.h.max())):
+            self.d = checked
+        else:
+            # Unfactored again: a later solve refactors (and raises) instead of using
+            # these factors.
+            self.d = None
             raise ValueError(
                     "the chain factorization produced non-finite values; the wire and "
                     "cell conductances span too many orders of magnitude for float64")

@@ -252,6 +252,23 @@ def test_chains_factored_on_first_use(side: str) -> None:
     np.testing.assert_array_equal(chains.conductances(), o.g)
 
 
+def test_failed_factorization_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A factorization that came out non-finite raises on every use, not just the first
+    (a caller that catches the error must not get a solve on the bad factors)."""
+    from xbar_circuit.cython_solvers import structured
+
+    o = orient(Crossbar.random(5, 6, r_row=1.0, r_col=1.0, r_driver=2.0, seed=18))
+    chains = Chains(o, factored=False)
+    monkeypatch.setattr(structured, "factor", lambda *args: False)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="non-finite"):
+            chains.solve(np.full((1, 5), 0.1))
+    monkeypatch.undo()
+    ref = solve(Crossbar.random(5, 6, r_row=1.0, r_col=1.0, r_driver=2.0, seed=18),
+                np.full(5, 0.1), backend="reference").column_currents
+    assert_contract(chains.solve(np.full((1, 5), 0.1)).column_currents, ref[None])
+
+
 def test_compiled_entry_points_refuse_mismatched_arrays() -> None:
     """A kernel never sees arrays that do not match the crossbar."""
     small = orient(Crossbar.random(2, 2, r_row=1.0, r_col=1.0, seed=0))
