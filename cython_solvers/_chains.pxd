@@ -213,6 +213,15 @@ cdef inline void dot2(const double* a, const double* b, const double* z, Py_ssiz
     bz[0] += u0 + u1
 
 
+cdef inline bint all_finite(const double* a, Py_ssize_t size) noexcept nogil:
+    """Whether every one of ``a[:size]`` is finite."""
+    cdef Py_ssize_t k
+    for k in range(size):
+        if not isfinite(a[k]):
+            return False
+    return True
+
+
 cdef inline double sum_clear(double* acc, Py_ssize_t n) noexcept nogil:
     """Return the sum of ``acc[:n]`` and reset it to zero."""
     cdef Py_ssize_t j

@@ -28,7 +28,7 @@ from the grounded end, so that no pivot is computed by cancellation)::
 from libc.math cimport fabs, sqrt, isfinite
 from libc.stdlib cimport calloc, free
 
-from _chains cimport (cg_finish, chain_solve4, col_solve, dot, dot2, factor_row,
+from _chains cimport (all_finite, cg_finish, chain_solve4, col_solve, dot, dot2, factor_row,
                      factor_rows4, port_rule, sum_clear)
 
 cimport numpy as cnp
@@ -46,12 +46,14 @@ def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_fi
 
     ``row_e[i, j] = w_row / d_j`` couples r(i, j) to r(i, j+1) (0 for j = N-1) and
     ``row_inv[i, j] = 1 / d_j``; ``col_e[i, j] = w_col / d_i`` couples c(i, j) to
-    c(i-1, j) (0 for i = 0) and ``col_inv[i, j] = 1 / d_i``.
+    c(i-1, j) (0 for i = 0) and ``col_inv[i, j] = 1 / d_i``. Return whether every factor
+    written is finite.
     """
     cdef Py_ssize_t m = G.shape[0]
     cdef Py_ssize_t n = G.shape[1]
     cdef Py_ssize_t i, j
     cdef double t
+    cdef bint finite
     cdef double first[4]
     cdef double last[4]
     cdef double* w = NULL
@@ -87,6 +89,13 @@ def factor_lines(const double[:, ::1] G, double w_row, double w_col, double g_fi
                 col_inv[0, j] = 1.0 / sc[j]
                 col_e[0, j] = 0.0
             free(sc)
+        finite = True
+        if which != 2:
+            finite = all_finite(&row_e[0, 0], m * n) and all_finite(&row_inv[0, 0], m * n)
+        if which != 1:
+            finite = finite and all_finite(&col_e[0, 0], m * n) and all_finite(
+                &col_inv[0, 0], m * n)
+    return finite
 
 
 cdef inline void _row_solve(double* y, const double* e, const double* inv,

@@ -36,7 +36,7 @@ from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 
 from _cells cimport cell
-from _chains cimport (cg_finish, chain_solve, chain_solve4, col_solve, factor_row,
+from _chains cimport (all_finite, cg_finish, chain_solve, chain_solve4, col_solve, factor_row,
                      factor_rows4, pivot_series, port_currents, sum_clear)
 
 cnp.import_array()
@@ -70,11 +70,8 @@ cdef int _factor(const double* D, const double* wr, const double* gl, const doub
     for j in range(n):
         cinv[j] = 0.0 if isinf(sc[j]) else 1.0 / sc[j]
         ce[j] = 0.0
-    for k in range(m * n):
-        if not (isfinite(re[k]) and isfinite(rinv[k]) and isfinite(ce[k])
-                and isfinite(cinv[k])):
-            return 0
-    return 1
+    return (all_finite(re, m * n) and all_finite(rinv, m * n) and all_finite(ce, m * n)
+            and all_finite(cinv, m * n))
 
 
 def factor(const double[:, ::1] D, const double[:, ::1] wr, const double[::1] gl,

@@ -181,18 +181,18 @@ def factor(crossbar: Crossbar) -> LineFactors:
     if m * n >= PARALLEL_FACTOR_CELLS and default_threads() > 1:
         # Row and column chains are independent: one thread each.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for future in [pool.submit(factor_lines, g, w_row, w_col, g_first, g_last, row_e,
-                                       row_inv, col_e, col_inv, which)
-                           for which in (1, 2)]:
-                future.result()
+            futures = [pool.submit(factor_lines, g, w_row, w_col, g_first, g_last, row_e,
+                                   row_inv, col_e, col_inv, which) for which in (1, 2)]
+            finite = all([future.result() for future in futures])
     else:
-        factor_lines(g, w_row, w_col, g_first, g_last, row_e, row_inv, col_e, col_inv)
+        finite = factor_lines(g, w_row, w_col, g_first, g_last, row_e, row_inv, col_e,
+                              col_inv)
+    if not finite:
+        raise ValueError(
+            "the chain factorization produced non-finite values; the wire and cell "
+            "conductances span too many orders of magnitude for float64"
+        )
     for array in (row_e, row_inv, col_e, col_inv):
-        if not np.all(np.isfinite(array)):
-            raise ValueError(
-                "the chain factorization produced non-finite values; the wire and cell "
-                "conductances span too many orders of magnitude for float64"
-            )
         array.setflags(write=False)
     return LineFactors(g, row_e, row_inv, col_e, col_inv, w_col, g_first, g_last, w_row)
 

@@ -303,7 +303,8 @@ class Chains:
         """
         o = self.o
         checked = _check_array("d", d, self.shape)
-        if not np.all(np.isfinite(checked)) or np.any(checked < 0.0):
+        # As in __init__: NaN propagates through min and max, so the extremes decide.
+        if not (checked.min() >= 0.0 and math.isfinite(float(checked.max()))):
             raise ValueError("cell conductances d must be finite and >= 0 S")
         if self.d is None:
             m, n = self.shape
